@@ -1,0 +1,27 @@
+"""anachron — a backfill-first workflow orchestrator. Public names, flat."""
+
+from .clock import LogicalTimeError, now, time
+from .context import RunCanceled, RunContext, context
+from .definitions import Task, Workflow, task, workflow
+from .dev import DevContext, RunFailed, create_context
+from .engine.executors.inprocess import InProcessExecutor
+from .engine.executors.local import LocalExecutor
+from .models import (BackfillResult, BackfillStatus, NotFoundError, Run, RunQueueConfig, TagConcurrencyLimit)
+from .partitions import (DailyPartitions, DynamicPartitions, HourlyPartitions, MonthlyPartitions, MultiPartitionKey,
+                         MultiPartitions, PartitionKeyRange, StaticPartitions, TimeWindow, TimeWindowPartitions,
+                         WeeklyPartitions)
+from .repository import CodeRepository
+from .runtime import TaskTimeout
+from .schedules import Schedule
+from .strategies import BackfillStrategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DevContext",
+    "DynamicPartitions", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
+    "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
+    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "StaticPartitions", "TagConcurrencyLimit",
+    "Task", "TaskTimeout", "TimeWindow", "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context",
+    "create_context", "now", "task", "time", "workflow",
+]

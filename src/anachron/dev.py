@@ -1,0 +1,54 @@
+"""``ac.create_context()``: run a workflow once, locally, with a chosen environment — for development."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from .clock import time_from_environ, wall_clock
+from .definitions import Workflow
+from .engine.runs import partition_window
+from .models import SUCCESS
+from .runtime import RunJob, execute
+
+
+class RunFailed(Exception):
+    """A dev run failed without an exception to re-raise (for example, every partition marked failed)."""
+
+
+class DevContext:
+    """A dev context: set ``environ`` (e.g. ``{"ANACHRON_TIME": "unix:1767225600"}``), then ``run``."""
+
+    def __init__(self, environ: dict[str, str] | None = None):
+        self.environ: dict[str, str] = dict(environ or {})
+        self.logs: list[tuple[float, str, str]] = []
+        self.last_run_id: str | None = None
+
+    def run(self, workflow: Workflow, partition_key: str | None = None, **params: Any) -> Any:
+        """Execute one run of ``workflow`` here and now; returns its return value or raises its error."""
+        if not isinstance(workflow, Workflow):
+            raise ValueError("workflow: expected an @ac.workflow")
+        workflow.validate_params(params)
+        environ = {str(k): str(v) for k, v in self.environ.items()}
+        keys = [partition_key] if partition_key is not None else []
+        window = None
+        if partition_key is not None:
+            if workflow.partitions is None:
+                raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
+            window = partition_window(workflow, keys)
+        logical = window[1] if window else (time_from_environ(environ) or time_from_environ(os.environ) or wall_clock())
+        run_id = f"dev-{uuid.uuid4().hex[:12]}"
+        job = RunJob(run_id, 1, workflow.name, (workflow.module, workflow.qualname, workflow.source_file),
+                     partition_key, keys, window, logical, None, dict(params), dict(workflow.tags), None, environ)
+        outcome = execute(job, workflow, apply_environ=True)
+        self.logs, self.last_run_id = outcome.logs, run_id
+        if outcome.status != SUCCESS:
+            if outcome.exception is not None:
+                raise outcome.exception
+            raise RunFailed(outcome.error)
+        return outcome.result
+
+
+def create_context(environ: dict[str, str] | None = None) -> DevContext:
+    return DevContext(environ)

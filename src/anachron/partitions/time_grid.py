@@ -1,0 +1,288 @@
+"""Cron grids: the increasing instants that bound time windows, with O(1) arithmetic for the
+regular shapes and lazy, cached cronsim iteration for everything else.
+
+A grid is anchored at its first tick at or after the partition start; tick `i` is the start of
+window `i` and tick `i + 1` its end. All instants cross this interface as aware UTC datetimes,
+so comparisons never fall into Python's same-tzinfo wall-clock arithmetic.
+
+Regular shapes (5-field crons, plain integers, no steps or names):
+- `M * * * *` when the zone's UTC offset is a constant number of minutes modulo one hour over
+  the grid's span: one tick every 3600 s of UTC time (`HourGrid`);
+- `M H * * DOW` (DOW `*` or a list/range of weekdays): local dates on a weekly pattern (`DayGrid`);
+- `M H D MON *` with D <= 28 (MON `*` or a list/range of months): a yearly pattern (`MonthGrid`).
+Times that fall into a DST gap move forward to the first valid minute and ambiguous times take
+their first occurrence, exactly as cronsim does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+from .base import UTC, localize
+
+US = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR_US = 3_600_000_000
+ONE_SECOND = timedelta(seconds=1)
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    return (dt - EPOCH) // US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def check_cron(cron: object) -> str:
+    """Validate a cron expression; ValueError naming `cron` otherwise."""
+    if not isinstance(cron, str) or not cron.strip():
+        raise ValueError(f"cron must be a cron expression string, got {cron!r}")
+    try:
+        CronSim(cron, datetime(2000, 1, 1))
+    except (CronSimError, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"invalid cron expression {cron!r}: {exc}") from None
+    return cron
+
+
+class Grid(ABC):
+    """Increasing window boundaries starting at the first tick >= the partition start."""
+
+    @abstractmethod
+    def tick(self, i: int) -> datetime:
+        """Tick `i >= 0` (UTC); IndexError if the grid has fewer ticks."""
+
+    @abstractmethod
+    def count(self, x: datetime, strict: bool) -> int:
+        """Number of ticks `<= x` (or `< x` if strict)."""
+
+    @abstractmethod
+    def is_tick(self, x: datetime) -> bool:
+        """Whether `x` lies on the unanchored cron grid (independent of the start)."""
+
+
+class HourGrid(Grid):
+    """Ticks every hour of UTC time at a fixed phase."""
+
+    def __init__(self, phase_us: int, start: datetime) -> None:
+        s = to_us(start)
+        self._phase = phase_us
+        self._a = s + (phase_us - s) % HOUR_US
+
+    def tick(self, i: int) -> datetime:
+        return EPOCH + timedelta(microseconds=self._a + i * HOUR_US)
+
+    def count(self, x: datetime, strict: bool) -> int:
+        d = to_us(x) - self._a - (1 if strict else 0)
+        return 0 if d < 0 else d // HOUR_US + 1
+
+    def is_tick(self, x: datetime) -> bool:
+        return (to_us(x) - self._phase) % HOUR_US == 0
+
+
+class _PatternGrid(Grid):
+    """Shared logic of the day and month grids: period slots numbered globally by `g`."""
+
+    def __init__(self, tz: ZoneInfo, at: time, start: datetime) -> None:
+        self._tz, self._at = tz, at
+        g = self._slots_before(start.astimezone(tz))
+        if self._tick_g(g) < start:
+            g += 1
+        self._g0 = g
+
+    @abstractmethod
+    def _slot_date(self, g: int) -> date: ...
+
+    @abstractmethod
+    def _slots_before(self, local: datetime) -> int:
+        """Global number of slots on local dates (or months) strictly before `local`'s."""
+
+    @abstractmethod
+    def _on_slot(self, local: datetime) -> bool:
+        """Whether `local`'s date (or month) holds a slot."""
+
+    def _tick_g(self, g: int) -> datetime:
+        return localize(datetime.combine(self._slot_date(g), self._at), self._tz)
+
+    def tick(self, i: int) -> datetime:
+        return self._tick_g(self._g0 + i)
+
+    def count(self, x: datetime, strict: bool) -> int:
+        local = x.astimezone(self._tz)
+        c = self._slots_before(local)
+        if self._on_slot(local):
+            t = self._tick_g(c)
+            if t < x or (t == x and not strict):
+                c += 1
+        return max(0, c - self._g0)
+
+    def is_tick(self, x: datetime) -> bool:
+        local = x.astimezone(self._tz)
+        return self._on_slot(local) and self._tick_g(self._slots_before(local)) == x
+
+
+class DayGrid(_PatternGrid):
+    """One tick per selected weekday at a local time (daily, weekly, weekdays...)."""
+
+    def __init__(self, tz: ZoneInfo, weekdays: Iterable[int], at: time, start: datetime) -> None:
+        self._wd = sorted(set(weekdays))
+        self._k = len(self._wd)
+        self._before = [sum(1 for w in self._wd if w < d) for d in range(7)]
+        self._set = frozenset(self._wd)
+        d0 = start.astimezone(tz).date()
+        self._ref = d0 - timedelta(days=d0.weekday())  # a Monday
+        super().__init__(tz, at, start)
+
+    def _slot_date(self, g: int) -> date:
+        q, r = divmod(g, self._k)
+        return self._ref + timedelta(days=7 * q + self._wd[r])
+
+    def _slots_before(self, local: datetime) -> int:
+        q, r = divmod((local.date() - self._ref).days, 7)
+        return q * self._k + self._before[r]
+
+    def _on_slot(self, local: datetime) -> bool:
+        return local.weekday() in self._set
+
+
+class MonthGrid(_PatternGrid):
+    """One tick on day `day` (<= 28) of each selected month at a local time."""
+
+    def __init__(self, tz: ZoneInfo, months: Iterable[int], day: int, at: time, start: datetime) -> None:
+        self._months = sorted(set(months))
+        self._k = len(self._months)
+        self._before = [sum(1 for m in self._months if m < mm) for mm in range(13)]
+        self._set = frozenset(self._months)
+        self._day = day
+        self._y0 = start.astimezone(tz).year
+        super().__init__(tz, at, start)
+
+    def _slot_date(self, g: int) -> date:
+        q, r = divmod(g, self._k)
+        return date(self._y0 + q, self._months[r], self._day)
+
+    def _slots_before(self, local: datetime) -> int:
+        c = (local.year - self._y0) * self._k + self._before[local.month]
+        return c + 1 if local.month in self._set and local.day > self._day else c
+
+    def _on_slot(self, local: datetime) -> bool:
+        return local.month in self._set and local.day == self._day
+
+
+class CronGrid(Grid):
+    """Any cron expression, iterated lazily with cronsim; ticks are cached as integers."""
+
+    def __init__(self, cron: str, tz: ZoneInfo, start: datetime) -> None:
+        self._cron, self._tz = cron, tz
+        self._start_us = to_us(start)
+        self._ticks: list[int] = []
+        self._it = CronSim(cron, (start - ONE_SECOND).astimezone(tz))
+        self._done = False
+
+    def _more(self) -> bool:
+        if self._done:
+            return False
+        try:
+            us = to_us(next(self._it))
+        except StopIteration:
+            self._done = True
+            return False
+        if us >= self._start_us and (not self._ticks or us > self._ticks[-1]):
+            self._ticks.append(us)
+        return True
+
+    def tick(self, i: int) -> datetime:
+        while len(self._ticks) <= i:
+            if not self._more():
+                raise IndexError(f"cron {self._cron!r} has no tick number {i}")
+        return from_us(self._ticks[i])
+
+    def count(self, x: datetime, strict: bool) -> int:
+        u = to_us(x)
+        while not self._ticks or self._ticks[-1] <= u:
+            if not self._more():
+                break
+        return (bisect.bisect_left if strict else bisect.bisect_right)(self._ticks, u)
+
+    def is_tick(self, x: datetime) -> bool:
+        u = to_us(x)
+        if u >= self._start_us:  # consult the cache so answers match the iteration exactly
+            c = self.count(x, False)
+            return c > 0 and self._ticks[c - 1] == u
+        try:
+            nxt = next(CronSim(self._cron, (x - ONE_SECOND).astimezone(self._tz)))
+        except StopIteration:
+            return False
+        return to_us(nxt) == u
+
+
+# ---------------------------------------------------------------------------------------------
+# recognising regular shapes
+
+
+def _int_field(s: str, lo: int, hi: int) -> int | None:
+    return int(s) if s.isascii() and s.isdigit() and lo <= int(s) <= hi else None
+
+
+def _set_field(s: str, lo: int, hi: int) -> set[int] | None:
+    out: set[int] = set()
+    for term in s.split(","):
+        a, _, b = term.partition("-")
+        x, y = _int_field(a, lo, hi), _int_field(b, lo, hi) if b else _int_field(a, lo, hi)
+        if x is None or y is None or x > y:
+            return None
+        out.update(range(x, y + 1))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _hour_phase(tz: ZoneInfo, first: date, last: date) -> int | None:
+    """The zone's UTC offset modulo one hour (seconds) if it is constant between the two dates
+    (sampled weekly: DST and offset-change periods last far longer), else None."""
+    phases = set()
+    t = datetime.combine(first, time(), UTC)
+    stop = datetime.combine(last, time(), UTC)
+    while True:
+        off = t.astimezone(tz).utcoffset()
+        phases.add(int(off.total_seconds()) % 3600 if off is not None else 0)
+        if len(phases) > 1:
+            return None
+        if t >= stop:
+            return phases.pop()
+        t = min(t + timedelta(days=7), stop)
+
+
+def make_grid(cron: str, tz: ZoneInfo, start: datetime, end: datetime | None) -> Grid:
+    """The fastest exact grid for `cron` in `tz` from `start` (UTC) up to `end` (or forever)."""
+    parts = cron.split()
+    if len(parts) == 5:
+        mi, hr, dom, mon, dow = parts
+        minute = _int_field(mi, 0, 59)
+        if minute is not None and hr == "*" and dom == mon == dow == "*":
+            # after the last listed transition zones repeat yearly: sampling to ~2040 covers forever
+            horizon = end if end is not None else max(start, datetime(2040, 1, 1, tzinfo=UTC))
+            last = horizon.date() + timedelta(days=400 if end is None else 1)
+            phase = _hour_phase(tz, start.date() - timedelta(days=1), last)
+            if phase is not None:
+                return HourGrid((minute * 60 - phase) % 3600 * 1_000_000, start)
+        hour = _int_field(hr, 0, 23)
+        if minute is not None and hour is not None:
+            at = time(hour, minute)
+            if dom == "*" and mon == "*":
+                days = set(range(7)) if dow == "*" else _set_field(dow, 0, 7)
+                if days:
+                    return DayGrid(tz, {(d - 1) % 7 for d in days}, at, start)
+            if dow == "*":
+                day = _int_field(dom, 1, 28)
+                months = set(range(1, 13)) if mon == "*" else _set_field(mon, 1, 12)
+                if day is not None and months:
+                    return MonthGrid(tz, months, day, at, start)
+    return CronGrid(cron, tz, start)

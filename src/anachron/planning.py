@@ -1,0 +1,360 @@
+"""Backfill planning: a pure function of the request, the partition statuses and ``now``.
+
+request → the keys each workflow selects (lazy) → the reprocess filter (kept as index ranges, so a
+million-key selection is a handful of integers) → order → the strategy's run groups. Nothing here
+touches storage or the clock: the frozen ``PlanSpec`` (JSON) rebuilds the identical plan in any
+process, which is what lets a new coordinator finish a dead one's backfill.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping
+
+from .clock import to_datetime
+from .definitions import Workflow
+from .models import FAILED, MISSING
+from .partitions import KeySequence, MultiPartitions, PartitionKeyRange
+from .schedules import tick_key
+from .strategies import BATCHED, MULTI_RUN, PER_DIMENSION, SINGLE_RUN, BackfillStrategy
+
+REPROCESS = ("all", "failed_and_missing", "missing")
+ORDERS = ("oldest_first", "newest_first")
+FAILURE_POLICIES = ("continue", "stop_on_failure")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    workflow: str
+    keys: tuple[str, ...]
+    scheduled_time: datetime | None = None
+
+
+def selection_spec(partition_keys=None, partition_range=None, start=None, end=None, trigger_id: str | None = None,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """Normalise the three ways to pick partitions into one JSON-able selection; ValueError on a mix."""
+    given = [name for name, value in (("partition_keys", partition_keys), ("partition_range", partition_range))
+             if value is not None]
+    if start is not None or end is not None:
+        given.append("start/end")
+    if len(given) > 1:
+        raise ValueError(f"selection: give exactly one of partition_keys, partition_range or start/end, got {' and '.join(given)}")
+    if partition_keys is not None:
+        if isinstance(partition_keys, str) or not isinstance(partition_keys, Sequence):
+            raise ValueError("partition_keys: expected a list of partition keys")
+        keys = list(dict.fromkeys(partition_keys))
+        if not keys:
+            raise ValueError("partition_keys: the list is empty")
+        for key in keys:
+            if not isinstance(key, str):
+                raise ValueError(f"partition_keys: {key!r} is not a string")
+        return {"kind": "keys", "keys": keys}
+    if partition_range is not None:
+        if not isinstance(partition_range, PartitionKeyRange):
+            raise ValueError("partition_range: expected ac.PartitionKeyRange.single(...) or .multi(...)")
+        return {"kind": "range", "range": partition_range.to_dict()}
+    if start is not None or end is not None:
+        if start is None:
+            raise ValueError("start: a time range needs a start")
+        start_dt = to_datetime(start, "start")
+        end_dt = to_datetime(end, "end") if end is not None else now
+        if end_dt is not None and end_dt < start_dt:
+            raise ValueError(f"end: {end_dt.isoformat()} is before start {start_dt.isoformat()}")
+        spec = {"kind": "time", "start": start_dt.isoformat(), "end": end_dt.isoformat() if end_dt else None}
+        if trigger_id is not None:
+            spec["trigger_id"] = trigger_id
+        return spec
+    return {"kind": "all"}
+
+
+def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime,
+                 dynamic: Mapping[str, Sequence[str]]) -> KeySequence:
+    """The keys (or schedule ticks) a selection names for one workflow, in time/definition order."""
+    kind = selection["kind"]
+    pdef = workflow.partitions
+    if kind in ("keys", "workflow_keys"):
+        keys = selection["keys"] if kind == "keys" else selection["keys"].get(workflow.name, [])
+        if is_tick_selection(workflow, selection):
+            return KeySequence.from_list(sorted(keys))
+        if pdef is None:
+            raise ValueError(f"partition_keys: workflow {workflow.name!r} has no partitions")
+        for key in keys:
+            pdef.validate_key(key, now, dynamic)
+        every = pdef.get_partition_keys(now, dynamic)  # explicit keys run in partition order
+        return KeySequence.from_list(sorted(keys, key=every.index))
+    if is_tick_selection(workflow, selection):
+        schedule = workflow.get_schedule(selection.get("trigger_id", "schedule")) if selection.get("trigger_id") \
+            else workflow.schedule
+        if schedule is None:
+            raise ValueError(f"workflow: {workflow.name!r} has neither partitions nor a schedule to backfill")
+        end = to_datetime(selection["end"]) if selection.get("end") else now
+        ticks = [tick_key(t) for t in schedule.ticks(to_datetime(selection["start"]), end)]
+        return KeySequence.from_list(ticks)
+    if pdef is None:
+        raise ValueError(f"workflow: {workflow.name!r} has no partitions; backfill it by start/end over its schedule")
+    if kind == "all":
+        return pdef.get_partition_keys(now, dynamic)
+    if kind == "range":
+        return PartitionKeyRange.from_dict(selection["range"]).resolve(pdef, now, dynamic)
+    if kind == "time":
+        if not pdef.is_time_based:
+            raise ValueError(f"start: workflow {workflow.name!r} has no time partitions or schedule; use partition_keys")
+        end = selection.get("end") or now
+        return pdef.keys_in_time_range(selection["start"], end, now, dynamic)
+    raise ValueError(f"selection: unknown kind {kind!r}")
+
+
+def is_tick_selection(workflow: Workflow, selection: Mapping[str, Any]) -> bool:
+    """Whether a selection names schedule ticks (rather than partitions) for this workflow."""
+    if selection["kind"] == "workflow_keys":
+        return bool(selection.get("ticks"))
+    return selection["kind"] == "time" and (workflow.partitions is None or "trigger_id" in selection)
+
+
+def kept_ranges(keys: Sequence[str], status: Mapping[str, str], reprocess: str) -> list[tuple[int, int]] | None:
+    """Index ranges ``[a, b)`` of the keys to run under ``reprocess``; ``None`` means all of them."""
+    if reprocess == "all":
+        return None
+    wanted = (MISSING, FAILED) if reprocess == "failed_and_missing" else (MISSING,)
+    ranges: list[tuple[int, int]] = []
+    start = None
+    for i, key in enumerate(keys):
+        keep = status.get(key, MISSING) in wanted
+        if keep and start is None:
+            start = i
+        elif not keep and start is not None:
+            ranges.append((start, i))
+            start = None
+    if start is not None:
+        ranges.append((start, len(keys)))
+    return ranges
+
+
+class SelectedKeys(Sequence):
+    """A lazy view of the kept keys, in run order."""
+
+    def __init__(self, keys: KeySequence, ranges: list[tuple[int, int]] | None, newest_first: bool):
+        self._keys = keys
+        self._ranges = ranges
+        self._newest_first = newest_first
+        if ranges is None:
+            self._len = len(keys)
+        else:
+            self._starts = [a for a, _ in ranges]
+            self._offsets = [0]
+            for a, b in ranges:
+                self._offsets.append(self._offsets[-1] + b - a)
+            self._len = self._offsets[-1]
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _base_index(self, i: int) -> int:
+        if self._ranges is None:
+            return i
+        r = bisect.bisect_right(self._offsets, i) - 1
+        return self._ranges[r][0] + (i - self._offsets[r])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._len))]
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        if self._newest_first:
+            i = self._len - 1 - i
+        return self._keys[self._base_index(i)]
+
+    def __iter__(self) -> Iterator[str]:
+        if self._ranges is None:
+            yield from (reversed(self._keys) if self._newest_first else self._keys)
+            return
+        ranges = reversed(self._ranges) if self._newest_first else self._ranges
+        for a, b in ranges:
+            yield from (self._keys[j] for j in (range(b - 1, a - 1, -1) if self._newest_first else range(a, b)))
+
+
+class WorkflowPlan:
+    """The run groups of one workflow in a backfill."""
+
+    def __init__(self, workflow: Workflow, keys: KeySequence, ranges, order: str, strategy: BackfillStrategy,
+                 is_ticks: bool):
+        self.workflow = workflow
+        self.keys = SelectedKeys(keys, ranges, order == "newest_first")
+        self.strategy = strategy
+        self.is_ticks = is_ticks
+        self._groups: list[tuple[str, ...]] | None = None
+        n = len(self.keys)
+        if n == 0:
+            self.num_runs = 0
+        elif strategy.kind == SINGLE_RUN and not is_ticks:
+            self.num_runs = 1
+        elif strategy.kind == BATCHED and not is_ticks:
+            self.num_runs = -(-n // strategy.max_partitions_per_run)
+        elif strategy.kind == PER_DIMENSION and not is_ticks:
+            self._groups = _per_dimension_groups(workflow, self.keys, strategy)
+            self.num_runs = len(self._groups)
+        else:
+            self.num_runs = n
+
+    def group(self, j: int) -> tuple[str, ...]:
+        kind = self.strategy.kind
+        if self._groups is not None:
+            return self._groups[j]
+        if self.is_ticks or kind == MULTI_RUN:
+            return (self.keys[j],)
+        if kind == SINGLE_RUN:
+            return tuple(self.keys)
+        size = self.strategy.max_partitions_per_run
+        return tuple(self.keys[j * size:(j + 1) * size])
+
+
+def _per_dimension_groups(workflow: Workflow, keys: Sequence[str], strategy: BackfillStrategy):
+    pdef = workflow.partitions
+    if not isinstance(pdef, MultiPartitions):
+        raise ValueError(f"strategy: per_dimension needs multi-dimensional partitions; {workflow.name!r} has none")
+    for dim in strategy.multi_run_dimensions + strategy.single_run_dimensions:
+        if dim not in pdef.dimension_names:
+            raise ValueError(f"strategy: workflow {workflow.name!r} has no dimension {dim!r}")
+    split_by = [i for i, d in enumerate(pdef.dimension_names) if d not in strategy.single_run_dimensions]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key in keys:
+        parts = key.split("|")
+        groups.setdefault(tuple(parts[i] for i in split_by), []).append(key)
+    return [tuple(g) for g in groups.values()]
+
+
+class BackfillPlan:
+    """All the runs of a backfill, in order, computed lazily."""
+
+    def __init__(self, plans: list[WorkflowPlan]):
+        self.workflow_plans = [p for p in plans]
+        self._offsets = [0]
+        for p in plans:
+            self._offsets.append(self._offsets[-1] + p.num_runs)
+        self.num_runs = self._offsets[-1]
+        self.num_partitions = sum(len(p.keys) for p in plans)
+
+    def run(self, index: int) -> PlannedRun:
+        w = bisect.bisect_right(self._offsets, index) - 1
+        plan = self.workflow_plans[w]
+        keys = plan.group(index - self._offsets[w])
+        scheduled = datetime.fromisoformat(keys[0]).astimezone(timezone.utc) if plan.is_ticks else None
+        return PlannedRun(plan.workflow.name, keys, scheduled)
+
+    def runs(self, start: int = 0, stop: int | None = None) -> Iterator[PlannedRun]:
+        for i in range(start, self.num_runs if stop is None else min(stop, self.num_runs)):
+            yield self.run(i)
+
+    @property
+    def partition_keys(self) -> Sequence[str]:
+        if len(self.workflow_plans) == 1:
+            return self.workflow_plans[0].keys
+        return _Concat([p.keys for p in self.workflow_plans])
+
+    @property
+    def groups(self) -> Sequence[tuple[str, ...]]:
+        return _Groups(self)
+
+
+class _Concat(Sequence):
+    def __init__(self, parts: list[Sequence[str]]):
+        self._parts = parts
+        self._offsets = [0]
+        for p in parts:
+            self._offsets.append(self._offsets[-1] + len(p))
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        p = bisect.bisect_right(self._offsets, i) - 1
+        return self._parts[p][i - self._offsets[p]]
+
+    def __iter__(self):
+        for part in self._parts:
+            yield from part
+
+
+class _Groups(Sequence):
+    def __init__(self, plan: BackfillPlan):
+        self._plan = plan
+
+    def __len__(self) -> int:
+        return self._plan.num_runs
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return list(self._plan.run(i).keys)
+
+
+def build_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow],
+               dynamic: Mapping[str, Sequence[str]]) -> BackfillPlan:
+    """Rebuild a plan from its frozen spec (see ``freeze_plan``)."""
+    now = datetime.fromisoformat(spec["now"])
+    strategy = BackfillStrategy.from_dict(spec["strategy"]) if spec.get("strategy") else None
+    plans = []
+    for name in spec["workflows"]:
+        workflow = workflows[name]
+        keys = resolve_keys(workflow, spec["selection"], now, spec.get("dynamic", dynamic))
+        is_ticks = is_tick_selection(workflow, spec["selection"])
+        ranges = spec.get("kept", {}).get(name)
+        ranges = None if ranges is None else [tuple(r) for r in ranges]
+        chosen = strategy or workflow.backfill_strategy or BackfillStrategy.multi_run()
+        plans.append(WorkflowPlan(workflow, keys, ranges, spec["order"], chosen, is_ticks))
+    return BackfillPlan(plans)
+
+
+def freeze_plan(workflows: Sequence[Workflow], selection: Mapping[str, Any], strategy: BackfillStrategy | None,
+                order: str, reprocess: str, now: datetime, dynamic: Mapping[str, Sequence[str]],
+                statuses: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Decide a backfill's plan once, as JSON: the reprocess filter is evaluated now and kept as ranges."""
+    if order not in ORDERS:
+        raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
+    if reprocess not in REPROCESS:
+        raise ValueError(f"reprocess: expected one of {REPROCESS}, got {reprocess!r}")
+    kept: dict[str, Any] = {}
+    for workflow in workflows:
+        keys = resolve_keys(workflow, selection, now, dynamic)
+        kept[workflow.name] = kept_ranges(keys, statuses.get(workflow.name, {}), reprocess)
+    spec: dict[str, Any] = {
+        "workflows": [w.name for w in workflows], "selection": dict(selection), "now": now.isoformat(),
+        "strategy": strategy.to_dict() if strategy else None, "order": order, "reprocess": reprocess,
+        "kept": kept,
+    }
+    if any(_uses_dynamic(w) for w in workflows):
+        spec["dynamic"] = {k: list(v) for k, v in dynamic.items()}
+    return spec
+
+
+def _uses_dynamic(workflow: Workflow) -> bool:
+    from .partitions import DynamicPartitions
+
+    pdef = workflow.partitions
+    dims = pdef.dimensions.values() if isinstance(pdef, MultiPartitions) else [pdef]
+    return any(isinstance(d, DynamicPartitions) for d in dims)
+
+
+def run_idempotency_key(backfill_id: str, keys: Sequence[str]) -> str:
+    """``backfill:<id>:<keys>``; long key lists are summarised by their first, last and a digest."""
+    joined = ",".join(keys)
+    if len(joined) > 200:
+        digest = hashlib.sha256(joined.encode()).hexdigest()[:16]
+        joined = f"{keys[0]}..{keys[-1]}#{len(keys)}:{digest}"
+    return f"backfill:{backfill_id}:{joined}"
