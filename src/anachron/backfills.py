@@ -180,7 +180,7 @@ def pause_backfill(self, backfill_id: str) -> BackfillStatus:
         if row.status not in (REQUESTED, IN_PROGRESS, PAUSED):
             raise ValueError(f"backfill {backfill_id} is {row.status}; only an active backfill can be paused")
         s.update_backfill(backfill_id, status=PAUSED, updated_at=self._now_ts())
-    self._coordinator.wake()
+    self._coordinator.wake(control=True)
     return self.get_backfill(backfill_id)
 
 
@@ -191,7 +191,7 @@ def resume_backfill(self, backfill_id: str) -> BackfillStatus:
         if row.status not in (PAUSED, REQUESTED, IN_PROGRESS):
             raise ValueError(f"backfill {backfill_id} is {row.status}; only a paused backfill can be resumed")
         s.update_backfill(backfill_id, status=IN_PROGRESS, updated_at=self._now_ts())
-    self._coordinator.wake()
+    self._coordinator.wake(control=True)
     return self.get_backfill(backfill_id)
 
 
@@ -218,7 +218,7 @@ def cancel_backfill(self, backfill_id: str) -> bool:
                               ended_at=now, owner=None)
     for run in done_now:
         self._coordinator.cancel_local(run)
-    self._coordinator.wake()
+    self._coordinator.wake(control=True)
     return leads
 
 

@@ -172,7 +172,7 @@ class CodeRepository:
         deadline = None if timeout is None else _time.monotonic() + timeout
         coordinator = self._coordinator
         coordinator.ensure_started()
-        version = coordinator.version
+        version = coordinator.run_version
         while True:
             run = self.get_run(run_id)
             if run is None:
@@ -183,7 +183,7 @@ class CodeRepository:
             remaining = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - _time.monotonic())
             if remaining <= 0:
                 raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")
-            version = coordinator.wait_for_change(version, remaining)
+            version = coordinator.wait_for_change(version, remaining, runs=True)
 
     def get_run(self, run_id: str) -> Run | None:
         with self.storage.read() as s:

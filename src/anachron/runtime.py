@@ -108,6 +108,7 @@ def execute(job: RunJob, workflow, cancel_event: threading.Event | None = None, 
     ctx_token = bind_context(ctx)
     clock_token = clock.bind_clock(clock.RunClock(job.logical_time, _time.monotonic()))
     try:
+        ctx.raise_if_canceled()  # canceled while it waited for a worker
         with _environ(job.environ if apply_environ else {}):
             result = workflow.fn(**job.params)
         ctx.raise_if_canceled()

@@ -15,9 +15,10 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable
 
-from ..models import CANCELED, COMPLETED, FAILED, IN_PROGRESS, PAUSED, QUEUED, REQUESTED
+from ..models import CANCELED, COMPLETED, FAILED, IN_PROGRESS, PAUSED, QUEUED, REQUESTED, SUCCESS
 from ..planning import BackfillPlan
 from ..runtime import RunOutcome
 from ..storage.codec import loads
@@ -33,11 +34,12 @@ class LedBackfill:
     backfill_id: str
     plan: BackfillPlan
     request: dict
-    max_concurrency: int
+    max_concurrency: int  # the effective one: never above what our executor can take
+    row: object = None  # the backfill's row as last read (cursor kept current in memory)
     window: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.window = max(2 * self.max_concurrency, 32)
+        self.window = self.max_concurrency + 8  # runs materialised ahead: running + a short queue
 
 
 class Coordinator:
@@ -60,6 +62,10 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._next_renew = 0.0
+        self._next_slow = 0.0
+        self._control_dirty = False
+        self.run_version = 0
+        self._backfills_changed = False
         self._lock = threading.Lock()
         self.version = 0
 
@@ -95,7 +101,10 @@ class Coordinator:
         except Exception:  # noqa: BLE001 - best effort at shutdown; the lease expires anyway
             log.debug("could not release leases", exc_info=True)
 
-    def wake(self) -> None:
+    def wake(self, control: bool = False) -> None:
+        """Run a tick now; ``control=True`` after a pause/resume/cancel, so led backfills are re-read."""
+        if control:
+            self._control_dirty = True
         self._wake.set()
 
     def lead(self, backfill_id: str) -> None:
@@ -115,12 +124,14 @@ class Coordinator:
     def leads(self, backfill_id: str) -> bool:
         return backfill_id in self._led
 
-    def wait_for_change(self, version: int, timeout: float) -> int:
-        """Block until a tick changed something (or ``timeout``); returns the new version."""
+    def wait_for_change(self, version: int, timeout: float, runs: bool = False) -> int:
+        """Block until a backfill (or, with ``runs``, any run) changed state, or ``timeout``.
+
+        Returns the new version number to pass next time."""
         with self._changed:
-            if self.version == version:
+            if (self.run_version if runs else self.version) == version:
                 self._changed.wait(timeout)
-            return self.version
+            return self.run_version if runs else self.version
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_result(self, outcome: RunOutcome) -> None:
@@ -139,23 +150,29 @@ class Coordinator:
                 log.exception("coordinator tick failed (%d in a row)", failures)
                 changed = True
                 self._wake.wait(min(0.1 * 2 ** failures, 5))
-            if changed:
+            if changed or self._backfills_changed:
                 with self._changed:
-                    self.version += 1
+                    self.run_version += 1
+                    if self._backfills_changed:
+                        self.version += 1
+                        self._backfills_changed = False
                     self._changed.notify_all()
             if not self._results:
                 self._wake.wait(self.poll_seconds)
 
     def tick(self, now: float) -> bool:
+        """One round; returns True when a backfill changed state (waiters look again)."""
         outcomes = []
         while self._results:
             outcome = self._results.popleft()
             self._in_executor.pop(outcome.run_id, None)
             outcomes.append({"run_id": outcome.run_id, "attempt": outcome.attempt, "status": outcome.status,
                              "error": outcome.error, "ended_at": outcome.ended_at.timestamp(),
+                             "started_at": outcome.started_at.timestamp(),
                              "logs": outcome.logs, "failed_partitions": outcome.failed_partitions})
         changed = bool(outcomes)
         to_kill: list[str] = []
+        slow = now >= self._next_slow
         with self.storage.write() as s:
             if now >= self._next_renew:
                 if not s.renew_worker(self.worker_id, now + self.lease_seconds):
@@ -164,14 +181,17 @@ class Coordinator:
             s.finish_runs(outcomes, now)
             if self._adopt_backfills or self._adopt_runs:
                 changed |= self._adopt(s, now)
-            for run_id in s.cancel_requested_runs(self.worker_id):
-                to_kill.append(run_id)
+            if slow:  # what other processes may have asked of us: checked every poll interval
+                self._next_slow = now + self.poll_seconds
+                to_kill.extend(s.cancel_requested_runs(self.worker_id))
             if to_kill:
                 s.finish_runs([{"run_id": r, "status": CANCELED, "error": "canceled"} for r in to_kill], now)
                 changed = True
             if self._led:
-                changed |= self._advance_backfills(s, now, to_kill)
-            capacity = self.executor.max_workers - len(self._in_executor)
+                refresh = slow or self._control_dirty or any(o["status"] != SUCCESS for o in outcomes)
+                self._control_dirty = False
+                changed |= self._advance_backfills(s, now, to_kill, refresh)
+            capacity = self.executor.max_workers + self.executor.prefetch - len(self._in_executor)
             claimed = s.claim_runs(self.worker_id, now, self.repo._queue_limits(), capacity,
                                    self.repo._claimable) if capacity > 0 else []
         for run_id in to_kill:
@@ -197,32 +217,36 @@ class Coordinator:
             s.adopt_runs(self.worker_id, now, live, backfill_ids=[backfill_id])
             request = loads(row.request)
             plan = self.repo._build_plan(request["plan"])
-            self._led[backfill_id] = LedBackfill(backfill_id, plan, request, row.max_concurrency)
+            capacity = self.executor.max_workers + self.executor.prefetch
+            self._led[backfill_id] = LedBackfill(backfill_id, plan, request, min(row.max_concurrency, capacity))
             if row.status == REQUESTED:
                 s.update_backfill(backfill_id, status=IN_PROGRESS, updated_at=now)
-            changed = True
+            self._backfills_changed = changed = True
         if self._adopt_runs:
             runs = list(self._adopt_runs)
             self._adopt_runs.clear()
             changed |= s.adopt_runs(self.worker_id, now, live, run_ids=runs) > 0
         return changed
 
-    def _advance_backfills(self, s, now: float, to_kill: list[str]) -> bool:
+    def _advance_backfills(self, s, now: float, to_kill: list[str], refresh: bool) -> bool:
         changed = False
-        rows = {r.backfill_id: r for r in s.backfills_owned_by(self.worker_id)}
-        active = s.active_counts(list(self._led))
+        if refresh or any(led.row is None or led.row.cursor >= led.row.total_runs for led in self._led.values()):
+            rows = {r.backfill_id: r for r in s.backfills_owned_by(self.worker_id)}
+            for backfill_id, led in list(self._led.items()):
+                row = rows.get(backfill_id)
+                led.row = SimpleNamespace(**row._mapping) if row is not None else None
+                if led.row is None:  # someone else took it over (our lease had lapsed)
+                    del self._led[backfill_id]
+                    changed = True
+        active = s.active_counts(self.worker_id)
         for backfill_id, led in list(self._led.items()):
-            row = rows.get(backfill_id)
-            if row is None:  # someone else took it over (our lease had lapsed)
-                del self._led[backfill_id]
-                changed = True
-                continue
+            row = led.row
             n_active = active.get(backfill_id, 0)
             if row.status == CANCELED or row.cancel_requested:
                 running = [r.run_id for r in s.active_runs_of(backfill_ids=[backfill_id])]
                 s.finish_runs([{"run_id": r, "status": CANCELED, "error": "backfill canceled"} for r in running], now)
                 to_kill.extend(running)
-                self._finalize(s, led, row, CANCELED, now)
+                self._finalize(s, led, CANCELED, now)
                 changed = True
                 continue
             if row.status == PAUSED:
@@ -237,22 +261,27 @@ class Coordinator:
                     changed = True
             elif row.cursor < row.total_runs and n_active < led.window:
                 count = min(led.window - n_active, row.total_runs - row.cursor)
-                rows_to_insert = materialize_rows(self.repo, led, row, count, now)
-                existing = s.existing_idempotency_keys((r["workflow"], r["idempotency_key"]) for r in rows_to_insert)
-                s.insert_runs([r for r in rows_to_insert if (r["workflow"], r["idempotency_key"]) not in existing])
-                s.update_backfill(backfill_id, cursor=row.cursor + count, status=IN_PROGRESS, updated_at=now)
+                # Compare-and-set first: a leader that lost its lease writes nothing (the unique
+                # idempotency key would stop a duplicate run anyway).
+                if not s.advance_cursor(backfill_id, self.worker_id, row.cursor, row.cursor + count, now):
+                    del self._led[backfill_id]
+                    continue
+                s.insert_runs(materialize_rows(self.repo, led, row, count, now))
+                row.cursor, row.status = row.cursor + count, IN_PROGRESS
                 changed = True
                 continue
             if n_active == 0 and (stop or row.cursor >= row.total_runs):
-                row = s.backfill_row(backfill_id)
-                status = FAILED if row.failed or stop else COMPLETED
-                if row.canceled and not row.failed and not stop:
-                    status = CANCELED
-                self._finalize(s, led, row, status, now)
+                self._finalize(s, led, None, now, stopped=stop)
                 changed = True
         return changed
 
-    def _finalize(self, s, led: LedBackfill, row, status: str, now: float) -> None:
+    def _finalize(self, s, led: LedBackfill, status: str | None, now: float, stopped: bool = False) -> None:
+        """End a backfill: its status (decided from its counters when ``None``), counts and leadership."""
+        row = s.backfill_row(led.backfill_id)
+        if status is None:
+            status = FAILED if row.failed or stopped else COMPLETED
+            if row.canceled and status == COMPLETED:
+                status = CANCELED
         canceled = max(0, row.total_partitions - row.completed - row.failed)
         error = row.error
         if status == FAILED and not error:
@@ -260,6 +289,7 @@ class Coordinator:
         s.update_backfill(led.backfill_id, status=status, canceled=canceled, ended_at=now, updated_at=now,
                           owner=None, error=error)
         del self._led[led.backfill_id]
+        self._backfills_changed = True
 
 
 def request_stops(request: dict, row) -> bool:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from ..models import TagConcurrencyLimit
 
 
-@dataclass(frozen=True)
-class QueuedRun:
+class QueuedRun(NamedTuple):
     run_id: str
     workflow: str
     priority: int
@@ -27,15 +26,14 @@ class QueuedRun:
     owner: str | None
     backfill_id: str | None = None
     backfill_max_concurrency: int | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = {}
     keys: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ActiveRun:
+class ActiveRun(NamedTuple):
     workflow: str
     backfill_id: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = {}
     keys: tuple[str, ...] = ()
 
 

@@ -8,7 +8,6 @@ reversing return lazy views, membership and `index()` never scan.
 
 from __future__ import annotations
 
-import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -196,14 +195,6 @@ class SliceView(KeySequence):
         return super()._iter_range(lo, hi, reverse)
 
 
-def chunked(seq: KeySequence, size: int) -> Iterator[KeySequence]:
-    """Consecutive lazy slices of at most `size` keys (handy for windowed processing)."""
-    for lo in itertools.count(0, size):
-        if lo >= len(seq):
-            return
-        yield seq[lo : lo + size]
-
-
 # ---------------------------------------------------------------------------------------------
 # input parsing helpers
 
@@ -222,10 +213,15 @@ def resolve_timezone(tz: str | ZoneInfo | timezone) -> ZoneInfo:
         raise ValueError(f"unknown timezone {tz!r}") from None
 
 
+_UTC_ZONE = ZoneInfo("UTC")
+
+
 def localize(naive: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant of a local wall time. An ambiguous time takes its first occurrence; a
     time inside a DST gap moves forward to the first valid minute (as cron does)."""
     wall = naive.replace(tzinfo=None)
+    if tz is _UTC_ZONE:
+        return wall.replace(tzinfo=UTC)
     for _ in range(48 * 60):
         u = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
         if u.astimezone(tz).replace(tzinfo=None) == wall:

@@ -6,8 +6,8 @@ window `i` and tick `i + 1` its end. All instants cross this interface as aware 
 so comparisons never fall into Python's same-tzinfo wall-clock arithmetic.
 
 Regular shapes (5-field crons, plain integers, no steps or names):
-- `M * * * *` when the zone's UTC offset is a constant number of minutes modulo one hour over
-  the grid's span: one tick every 3600 s of UTC time (`HourGrid`);
+- `MINUTES * * * *` (MINUTES: numbers, ranges, lists, `*/n` steps) when the zone's UTC offset
+  modulo one hour is constant over the grid's span: fixed minutes of every UTC hour (`MinuteGrid`);
 - `M H * * DOW` (DOW `*` or a list/range of weekdays): local dates on a weekly pattern (`DayGrid`);
 - `M H D MON *` with D <= 28 (MON `*` or a list/range of months): a yearly pattern (`MonthGrid`).
 Times that fall into a DST gap move forward to the first valid minute and ambiguous times take
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -69,23 +70,29 @@ class Grid(ABC):
         """Whether `x` lies on the unanchored cron grid (independent of the start)."""
 
 
-class HourGrid(Grid):
-    """Ticks every hour of UTC time at a fixed phase."""
+class MinuteGrid(Grid):
+    """Ticks at fixed minutes of every hour of UTC time (the zone's offset modulo one hour is
+    constant, so local minutes map to fixed UTC minutes)."""
 
-    def __init__(self, phase_us: int, start: datetime) -> None:
-        s = to_us(start)
-        self._phase = phase_us
-        self._a = s + (phase_us - s) % HOUR_US
+    def __init__(self, offsets_us: Iterable[int], start: datetime) -> None:
+        self._offs = sorted(set(offsets_us))
+        self._set = frozenset(self._offs)
+        self._k = len(self._offs)
+        self._g0 = self._global(to_us(start), True)
+
+    def _global(self, u: int, strict: bool) -> int:
+        q, r = divmod(u, HOUR_US)
+        return q * self._k + (bisect.bisect_left if strict else bisect.bisect_right)(self._offs, r)
 
     def tick(self, i: int) -> datetime:
-        return EPOCH + timedelta(microseconds=self._a + i * HOUR_US)
+        q, j = divmod(self._g0 + i, self._k)
+        return EPOCH + timedelta(microseconds=q * HOUR_US + self._offs[j])
 
     def count(self, x: datetime, strict: bool) -> int:
-        d = to_us(x) - self._a - (1 if strict else 0)
-        return 0 if d < 0 else d // HOUR_US + 1
+        return max(0, self._global(to_us(x), strict) - self._g0)
 
     def is_tick(self, x: datetime) -> bool:
-        return (to_us(x) - self._phase) % HOUR_US == 0
+        return to_us(x) % HOUR_US in self._set
 
 
 class _PatternGrid(Grid):
@@ -186,18 +193,27 @@ class CronGrid(Grid):
         self._ticks: list[int] = []
         self._it = CronSim(cron, (start - ONE_SECOND).astimezone(tz))
         self._done = False
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _more(self) -> bool:
-        if self._done:
-            return False
-        try:
-            us = to_us(next(self._it))
-        except StopIteration:
-            self._done = True
-            return False
-        if us >= self._start_us and (not self._ticks or us > self._ticks[-1]):
-            self._ticks.append(us)
-        return True
+        with self._lock:  # cronsim iterators are not thread-safe
+            if self._done:
+                return False
+            try:
+                us = to_us(next(self._it))
+            except StopIteration:
+                self._done = True
+                return False
+            if us >= self._start_us and (not self._ticks or us > self._ticks[-1]):
+                self._ticks.append(us)
+            return True
 
     def tick(self, i: int) -> datetime:
         while len(self._ticks) <= i:
@@ -233,13 +249,21 @@ def _int_field(s: str, lo: int, hi: int) -> int | None:
 
 
 def _set_field(s: str, lo: int, hi: int) -> set[int] | None:
+    """Values of a numeric field made of `*`, `a`, `a-b`, with optional `/step`, comma-separated."""
     out: set[int] = set()
     for term in s.split(","):
-        a, _, b = term.partition("-")
-        x, y = _int_field(a, lo, hi), _int_field(b, lo, hi) if b else _int_field(a, lo, hi)
-        if x is None or y is None or x > y:
+        term, slash, step_text = term.partition("/")
+        step = _int_field(step_text, 1, hi) if slash else 1
+        if term == "*":
+            x, y = lo, hi
+        else:
+            a, _, b = term.partition("-")
+            x, y = _int_field(a, lo, hi), _int_field(b, lo, hi) if b else _int_field(a, lo, hi)
+            if slash and not b:
+                y = hi
+        if x is None or y is None or step is None or x > y:
             return None
-        out.update(range(x, y + 1))
+        out.update(range(x, y + 1, step))
     return out
 
 
@@ -265,14 +289,15 @@ def make_grid(cron: str, tz: ZoneInfo, start: datetime, end: datetime | None) ->
     parts = cron.split()
     if len(parts) == 5:
         mi, hr, dom, mon, dow = parts
-        minute = _int_field(mi, 0, 59)
-        if minute is not None and hr == "*" and dom == mon == dow == "*":
+        minutes = _set_field(mi, 0, 59)
+        if minutes and hr == "*" and dom == mon == dow == "*":
             # after the last listed transition zones repeat yearly: sampling to ~2040 covers forever
             horizon = end if end is not None else max(start, datetime(2040, 1, 1, tzinfo=UTC))
             last = horizon.date() + timedelta(days=400 if end is None else 1)
             phase = _hour_phase(tz, start.date() - timedelta(days=1), last)
             if phase is not None:
-                return HourGrid((minute * 60 - phase) % 3600 * 1_000_000, start)
+                return MinuteGrid([(m * 60 - phase) % 3600 * 1_000_000 for m in minutes], start)
+        minute = _int_field(mi, 0, 59)
         hour = _int_field(hr, 0, 23)
         if minute is not None and hour is not None:
             at = time(hour, minute)

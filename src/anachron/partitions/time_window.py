@@ -107,6 +107,9 @@ class TimeWindowPartitions(PartitionsDefinition):
         self._max = None if self._end is None else max(0, self._grid.count(self._end, False) - 1)
         self._check_fmt()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_key_cache": {}, "_pos_cache": {}}
+
     def _check_fmt(self) -> None:
         try:
             first, second = self._key_at(0), self._key_at(1)
@@ -173,12 +176,12 @@ class TimeWindowPartitions(PartitionsDefinition):
                 if m is None:
                     raise ValueError
                 parsed = self._parse(key[: m.start()])
+                sign = -1 if m.group(1) == "-" else 1
+                offset = timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
             except ValueError:
                 raise ValueError(
                     f"partition key {key!r} does not match the format {self.fmt!r}"
                 ) from None
-            sign = -1 if m.group(1) == "-" else 1
-            offset = timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
         if parsed.tzinfo is not None:
             instant = parsed.astimezone(UTC)
         elif offset is not None:
@@ -226,7 +229,10 @@ class TimeWindowPartitions(PartitionsDefinition):
             raise ValueError(f"partition key {key!r} does not exist yet: its window has not ended")
 
     def time_window(self, key: str) -> TimeWindow:
-        """The window `[start, end)` of `key`, aware datetimes in the partition's timezone."""
+        """The window `[start, end)` of `key`, aware datetimes in the partition's timezone.
+
+        Works for any key on the grid before `end`, including windows that have not ended yet;
+        ValueError naming the key otherwise."""
         pos = self._locate(key)
         return TimeWindow(
             self._grid.tick(pos).astimezone(self._tz), self._grid.tick(pos + 1).astimezone(self._tz)

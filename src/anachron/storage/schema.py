@@ -32,6 +32,8 @@ runs = Table(
     Column("idempotency_key", Text),
     Column("attempt", Integer, nullable=False, default=1),
     Column("logical_time", Float),
+    Column("window_start", Float),           # the partition window the run covers, if time-based
+    Column("window_end", Float),
     Column("scheduled_time", Float),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),

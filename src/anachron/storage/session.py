@@ -14,7 +14,44 @@ from ..schedules import tick_key
 from .codec import dt, dumps, loads, row_to_backfill, row_to_run, run_keys
 from .schema import backfills, dynamic_partitions, pool_slots, queue_lock, run_logs, run_partitions, runs, workers
 
-QUEUE_SCAN_LIMIT = 5000
+# A claim looks at the first queued runs in (priority, age) order: at least this many, and 8 per free
+# slot. Aging reorders within that scan; a run beyond it waits until the runs ahead of it have started.
+QUEUE_SCAN_MIN = 256
+
+# Hot-path statements, built once (the coordinator runs them every tick).
+_LOCK_QUEUE = update(queue_lock).where(queue_lock.c.id == 1).values(version=queue_lock.c.version + 1)
+_QUEUED = (select(runs.c.run_id, runs.c.workflow, runs.c.priority, runs.c.created_at, runs.c.seq, runs.c.owner,
+                  runs.c.backfill_id, runs.c.tags, runs.c.partition_key, runs.c.partition_keys,
+                  backfills.c.max_concurrency)
+           .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
+           .where(runs.c.status == QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == IN_PROGRESS))
+           .order_by(runs.c.priority.desc(), runs.c.seq).limit(bindparam("scan")))
+_ROWS_BY_ID = select(runs).where(runs.c.run_id.in_(bindparam("ids", expanding=True)))
+_RUNNING = select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
+                  runs.c.partition_keys).where(runs.c.status == RUNNING)
+_START = (update(runs).where(runs.c.run_id.in_(bindparam("ids", expanding=True)), runs.c.status == QUEUED)
+          .values(status=RUNNING, started_at=bindparam("now")))
+_FINISH_STATE = select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.backfill_id,
+                       runs.c.num_partitions).where(runs.c.run_id.in_(bindparam("ids", expanding=True)))
+_FINISH = (update(runs).where(runs.c.run_id == bindparam("rid"))
+           .values(status=bindparam("st"), error=bindparam("err"), ended_at=bindparam("end"),
+                   started_at=func.coalesce(bindparam("begin"), runs.c.started_at)))
+_RELEASE_SLOTS = (update(pool_slots).where(pool_slots.c.holder_run.in_(bindparam("ids", expanding=True)))
+                  .values(holder_run=None, acquired_at=None))
+_COUNT = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"))
+          .values(completed=backfills.c.completed + bindparam("c"), failed=backfills.c.failed + bindparam("f"),
+                  canceled=backfills.c.canceled + bindparam("x"), updated_at=bindparam("now")))
+_ACTIVE = or_(runs.c.status == QUEUED, runs.c.status == RUNNING)  # not IN: no per-call re-rendering
+_ACTIVE_COUNTS = (select(runs.c.backfill_id, func.count())
+                  .where(runs.c.owner == bindparam("r_owner"), _ACTIVE, runs.c.backfill_id.is_not(None))
+                  .group_by(runs.c.backfill_id))
+_ADVANCE_CURSOR = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"),
+                                           backfills.c.owner == bindparam("b_owner"),
+                                           backfills.c.cursor == bindparam("old"))
+                   .values(cursor=bindparam("new"), status=IN_PROGRESS, updated_at=bindparam("now")))
+_INSERT_RUNS = insert(runs)
+_INSERT_RUN_PARTITIONS = insert(run_partitions)
+_INSERT_LOGS = insert(run_logs)
 
 
 class Session:
@@ -58,9 +95,9 @@ class Session:
             if len(keys) > 1:
                 multi.extend({"run_id": row["run_id"], "workflow": row["workflow"], "partition_key": k} for k in keys)
             values.append(row)
-        self.conn.execute(insert(runs), values)
+        self.conn.execute(_INSERT_RUNS, values)
         if multi:
-            self.conn.execute(insert(run_partitions), multi)
+            self.conn.execute(_INSERT_RUN_PARTITIONS, multi)
 
     def run_by_idempotency_key(self, workflow: str, key: str) -> Run | None:
         row = self.conn.execute(select(runs).where(runs.c.workflow == workflow, runs.c.idempotency_key == key)).first()
@@ -131,31 +168,22 @@ class Session:
         """Move the runs this owner should start now from queued to running; returns their rows."""
         if capacity <= 0:
             return []
-        # Serialise claimers (PostgreSQL row lock; SQLite already holds its write lock).
-        self.conn.execute(update(queue_lock).where(queue_lock.c.id == 1).values(version=queue_lock.c.version + 1))
-        candidates = self.conn.execute(
-            select(runs.c.run_id, runs.c.workflow, runs.c.priority, runs.c.created_at, runs.c.seq, runs.c.owner,
-                   runs.c.backfill_id, runs.c.tags, runs.c.partition_key, runs.c.partition_keys,
-                   backfills.c.max_concurrency, backfills.c.status.label("backfill_status"))
-            .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
-            .where(runs.c.status == QUEUED)
-            .order_by(runs.c.priority.desc(), runs.c.seq).limit(QUEUE_SCAN_LIMIT)).all()
+        self.conn.execute(_LOCK_QUEUE)  # serialise claimers (PostgreSQL row lock; SQLite holds its write lock)
+        candidates = self.conn.execute(_QUEUED, {"scan": max(QUEUE_SCAN_MIN, 8 * capacity)}).all()
         if not any(c.owner == owner and c.workflow in claimable for c in candidates):
             return []
+        need_tags = bool(limits.tag_limits)
         queued = [QueuedRun(c.run_id, c.workflow, c.priority, c.created_at, c.seq, c.owner, c.backfill_id,
-                            c.max_concurrency, loads(c.tags, {}), tuple(run_keys(c)))
-                  for c in candidates if c.backfill_id is None or c.backfill_status == IN_PROGRESS]
-        running = [ActiveRun(r.workflow, r.backfill_id, loads(r.tags, {}), tuple(run_keys(r)))
-                   for r in self.conn.execute(
-                       select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
-                              runs.c.partition_keys).where(runs.c.status == RUNNING))]
+                            c.max_concurrency, loads(c.tags, {}) if need_tags else {}, _keys_tuple(c))
+                  for c in candidates]
+        running = [ActiveRun(r.workflow, r.backfill_id, loads(r.tags, {}) if need_tags else {}, _keys_tuple(r))
+                   for r in self.conn.execute(_RUNNING)]
         chosen = select_runs(queued, running, limits, now, owner, capacity, claimable)
         if not chosen:
             return []
         ids = [c.run_id for c in chosen]
-        self.conn.execute(update(runs).where(runs.c.run_id.in_(ids), runs.c.status == QUEUED)
-                          .values(status=RUNNING, started_at=now))
-        rows = {r.run_id: r for r in self.conn.execute(select(runs).where(runs.c.run_id.in_(ids)))}
+        self.conn.execute(_START, {"ids": ids, "now": now})
+        rows = {r.run_id: r for r in self.conn.execute(_ROWS_BY_ID, {"ids": ids})}
         return [rows[i] for i in ids]
 
     def finish_runs(self, outcomes: Sequence[Mapping[str, Any]], now: float) -> list[str]:
@@ -169,8 +197,7 @@ class Session:
         by_id = {o["run_id"]: o for o in outcomes}
         current = {}
         for chunk in _chunks(list(by_id), 500):
-            for row in self.conn.execute(select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.backfill_id,
-                                                runs.c.num_partitions).where(runs.c.run_id.in_(chunk))):
+            for row in self.conn.execute(_FINISH_STATE, {"ids": chunk}):
                 current[row.run_id] = row
         changed, updates, logs, key_errors = [], [], [], []
         counters: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -183,7 +210,7 @@ class Session:
             status = outcome["status"]
             failed_keys = outcome.get("failed_partitions") or {}
             updates.append({"rid": run_id, "st": status, "err": outcome.get("error"),
-                            "end": outcome.get("ended_at", now)})
+                            "end": outcome.get("ended_at", now), "begin": outcome.get("started_at")})
             changed.append(run_id)
             for t, level, message in outcome.get("logs") or ():
                 logs.append({"run_id": run_id, "attempt": row.attempt, "ts": t, "level": level, "message": message})
@@ -199,22 +226,17 @@ class Session:
                 else:
                     c[2] += row.num_partitions
         if updates:
-            self.conn.execute(update(runs).where(runs.c.run_id == bindparam("rid"))
-                              .values(status=bindparam("st"), error=bindparam("err"), ended_at=bindparam("end")),
-                              updates)
-            self.conn.execute(update(pool_slots).where(pool_slots.c.holder_run.in_(changed))
-                              .values(holder_run=None, acquired_at=None))
+            self.conn.execute(_FINISH, updates)
+            self.conn.execute(_RELEASE_SLOTS, {"ids": changed})
         if logs:
-            self.conn.execute(insert(run_logs), logs)
+            self.conn.execute(_INSERT_LOGS, logs)
         if key_errors:
             self.conn.execute(update(run_partitions).where(run_partitions.c.run_id == bindparam("rid"),
                                                            run_partitions.c.partition_key == bindparam("k"))
                               .values(error=bindparam("err")), key_errors)
         if counters:
-            self.conn.execute(update(backfills).where(backfills.c.backfill_id == bindparam("bid")).values(
-                completed=backfills.c.completed + bindparam("c"), failed=backfills.c.failed + bindparam("f"),
-                canceled=backfills.c.canceled + bindparam("x"), updated_at=now),
-                [{"bid": b, "c": c[0], "f": c[1], "x": c[2]} for b, c in counters.items()])
+            self.conn.execute(_COUNT, [{"bid": b, "c": c[0], "f": c[1], "x": c[2], "now": now}
+                                       for b, c in counters.items()])
         return changed
 
     def request_cancel(self, run_ids: Sequence[str]) -> None:
@@ -326,12 +348,14 @@ class Session:
     def backfills_owned_by(self, owner: str) -> list:
         return list(self.conn.execute(select(backfills).where(backfills.c.owner == owner)))
 
-    def active_counts(self, backfill_ids: Sequence[str]) -> dict[str, int]:
-        if not backfill_ids:
-            return {}
-        return dict(self.conn.execute(select(runs.c.backfill_id, func.count()).where(
-            runs.c.backfill_id.in_(list(backfill_ids)), runs.c.status.in_((QUEUED, RUNNING)))
-            .group_by(runs.c.backfill_id)).all())
+    def active_counts(self, owner: str) -> dict[str, int]:
+        """Queued + running runs per backfill, of the runs ``owner`` executes."""
+        return dict(self.conn.execute(_ACTIVE_COUNTS, {"r_owner": owner}).all())
+
+    def advance_cursor(self, backfill_id: str, owner: str, old: int, new: int, now: float) -> bool:
+        """Move a backfill's cursor, only if ``owner`` still leads it and nobody moved it meanwhile."""
+        return self.conn.execute(_ADVANCE_CURSOR, {"bid": backfill_id, "b_owner": owner, "old": old, "new": new,
+                                                   "now": now}).rowcount == 1
 
     def succeeded_keys_of_backfill(self, backfill_id: str) -> set[tuple[str, str]]:
         done: set[tuple[str, str]] = set()
@@ -391,6 +415,12 @@ class Session:
         self.conn.execute(update(pool_slots).where(pool_slots.c.pool == pool, pool_slots.c.slot == slot,
                                                    pool_slots.c.holder_run == run_id)
                           .values(holder_run=None, acquired_at=None))
+
+
+def _keys_tuple(row) -> tuple[str, ...]:
+    if row.partition_keys is not None:
+        return tuple(json.loads(row.partition_keys))
+    return (row.partition_key,) if row.partition_key is not None else ()
 
 
 def _chunks(items: list, size: int):

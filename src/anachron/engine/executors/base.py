@@ -15,11 +15,16 @@ class Executor(ABC):
     """Runs ``RunJob``s. ``submit`` never blocks; each job ends in exactly one ``on_result`` call."""
 
     max_workers: int
+    #: Jobs the coordinator may hand over beyond ``max_workers``, so workers never idle between
+    #: coordinator ticks. A handed-over job that has not started yet is dropped by ``cancel``.
+    prefetch: int
+
 
     def __init__(self, max_workers: int = 4):
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"{type(self).__name__}.max_workers: must be an integer >= 1, got {max_workers!r}")
         self.max_workers = max_workers
+        self.prefetch = max_workers
 
     @abstractmethod
     def start(self, on_result: ResultCallback, resolve: WorkflowResolver, pools=None) -> None:

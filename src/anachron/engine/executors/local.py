@@ -28,6 +28,7 @@ class LocalExecutor(Executor):
         super().__init__(max_workers)
         self._jobs: queue.Queue = queue.Queue()
         self._slots: list[_Slot] = []
+        self._canceled: set[str] = set()  # canceled before a worker picked them up
 
     def start(self, on_result, resolve, pools=None) -> None:
         self._on_result = on_result
@@ -44,8 +45,8 @@ class LocalExecutor(Executor):
         self._jobs.put(job)
 
     def cancel(self, run_id: str) -> None:
-        for slot in self._slots:
-            slot.kill_if_running(run_id)
+        if not any(slot.kill_if_running(run_id) for slot in self._slots):
+            self._canceled.add(run_id)
 
     def shutdown(self, wait: bool = True) -> None:
         for _ in self._slots:
@@ -82,6 +83,12 @@ class _Slot:
             job = self.executor._jobs.get()
             if job is _STOP:
                 return
+            if job.run_id in self.executor._canceled:
+                self.executor._canceled.discard(job.run_id)
+                now = datetime.now(timezone.utc)
+                self.executor._on_result(RunOutcome(job.run_id, job.attempt, CANCELED, "canceled before it started",
+                                                    [], {}, now, now))
+                continue
             with self.lock:
                 self.current, self.killed_for = job, None
                 if self.process is None or not self.process.is_alive():
@@ -104,12 +111,13 @@ class _Slot:
             error = "canceled: worker process killed" if killed else "worker process died while running the run"
             return RunOutcome(job.run_id, job.attempt, status, error, [], {}, started, datetime.now(timezone.utc))
 
-    def kill_if_running(self, run_id: str) -> None:
+    def kill_if_running(self, run_id: str) -> bool:
         with self.lock:
             if self.current is None or self.current.run_id != run_id or self.process is None:
-                return
+                return False
             self.killed_for = run_id
             _kill_group(self.process.pid)
+            return True
 
     def stop(self) -> None:
         with self.lock:

@@ -97,6 +97,8 @@ def upgrade() -> None:
     sa.Column('idempotency_key', sa.Text(), nullable=True),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('logical_time', sa.Float(), nullable=True),
+    sa.Column('window_start', sa.Float(), nullable=True),
+    sa.Column('window_end', sa.Float(), nullable=True),
     sa.Column('scheduled_time', sa.Float(), nullable=True),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('started_at', sa.Float(), nullable=True),
