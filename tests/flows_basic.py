@@ -33,7 +33,7 @@ def _observe(**extra) -> None:
     ctx = ac.context()
     with _lock:
         SEEN.append({"run_id": ctx.run_id, "key": ctx.partition_key, "keys": list(ctx.partition_keys),
-                     "logical_time": ctx.logical_time, "now": ac.now(), "time": ac.time(),
+                     "logical_time": ctx.logical_time, "now": ac.now(), "time": ac.time(), "wall": time.time(),
                      "window": ctx.partition_window, "params": dict(ctx.params), "tags": dict(ctx.tags),
                      "backfill_id": ctx.backfill_id, "attempt": ctx.attempt, **extra})
 

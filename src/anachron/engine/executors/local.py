@@ -72,7 +72,7 @@ class _Slot:
 
     def spawn(self) -> None:
         parent_conn, child_conn = self.ctx.Pipe()
-        self.process = self.ctx.Process(target=worker_main, args=(child_conn, list(sys.path)), daemon=True,
+        self.process = self.ctx.Process(target=worker_main, args=(child_conn, list(sys.path), os.getpid()), daemon=True,
                                         name="anachron-worker")
         self.process.start()
         child_conn.close()
@@ -141,21 +141,23 @@ def _kill_group(pid: int) -> None:
             pass
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     if sys.platform.startswith("linux"):
         try:
             import ctypes
 
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except OSError:
             pass
+    if os.getppid() != parent_pid:  # the parent died before we asked: go now
+        os._exit(1)
 
 
-def worker_main(conn, sys_path: list[str]) -> None:
+def worker_main(conn, sys_path: list[str], parent_pid: int) -> None:
     """The worker process: load workflows on demand, run jobs one at a time until told to stop."""
     os.setsid()  # own process group, so a kill takes the run's children too
-    _die_with_parent()
+    _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.path[:] = sys_path
     from ...runtime import execute, load_workflow

@@ -1,0 +1,154 @@
+"""Watching a backfill: a live Rich progress bar on a terminal, a plain line every few seconds otherwise.
+
+Progress goes to stderr, so stdout stays clean for results (and for ``--output json``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+import anachron as ac
+
+from .output import duration
+
+#: Seconds between two plain progress lines when stderr is not a terminal.
+PLAIN_INTERVAL = float(os.environ.get("ANACHRON_PROGRESS_INTERVAL", "5"))
+POLL_SECONDS = 0.25
+
+
+@dataclass
+class Snapshot:
+    """What one progress line shows, computed from a ``BackfillStatus``."""
+
+    status: str
+    total: int
+    done: int
+    failed: int
+    canceled: int
+    running: int
+    queued: int
+    unit: str  # "" when running/queued count partitions, " runs" when they count runs
+    rate: float | None  # finished partitions per second since watching began
+    eta: float | None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.canceled
+
+    def counts(self) -> str:
+        parts = [f"done {self.done}", f"failed {self.failed}"]
+        if self.canceled:
+            parts.append(f"canceled {self.canceled}")
+        parts += [f"running {self.running}{self.unit}", f"queued {self.queued}{self.unit}"]
+        return " · ".join(parts)
+
+    def speed(self) -> str:
+        if self.rate is None:
+            return "-/s"
+        return f"{self.rate:.1f}/s" if self.rate < 100 else f"{self.rate:.0f}/s"
+
+    def remaining(self) -> str:
+        if self.status == "paused":
+            return "ETA paused"
+        return "ETA " + (duration(self.eta) if self.eta is not None else "?")
+
+
+class Rate:
+    """Finished partitions per second since the first observation."""
+
+    def __init__(self) -> None:
+        self.start: tuple[float, int] | None = None
+
+    def snapshot(self, st: ac.BackfillStatus) -> Snapshot:
+        finished = st.completed_partitions + st.failed_partitions + st.canceled_partitions
+        now = time.monotonic()
+        if self.start is None:
+            self.start = (now, finished)
+        t0, f0 = self.start
+        elapsed = now - t0
+        rate = (finished - f0) / elapsed if elapsed > 0.5 and finished > f0 else None
+        left = max(0, st.total_partitions - finished)
+        eta = left / rate if rate else (0.0 if left == 0 else None)
+        one_to_one = st.total_runs == st.total_partitions
+        if one_to_one:
+            running = st.running_runs
+            queued = max(0, left - running)
+            unit = ""
+        else:
+            running, queued, unit = st.running_runs, st.queued_runs, " runs"
+        return Snapshot(st.status, st.total_partitions, st.completed_partitions, st.failed_partitions,
+                        st.canceled_partitions, running, queued, unit, rate, eta)
+
+
+class Display:
+    """Either a Rich live bar or plain lines; ``quiet`` shows nothing."""
+
+    def __init__(self, backfill_id: str, quiet: bool = False, console: Console | None = None,
+                 interval: float = PLAIN_INTERVAL):
+        self.backfill_id = backfill_id
+        self.console = console or Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.live = not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
+        self.interval = interval
+        self.rate = Rate()
+        self._last_line = 0.0
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> "Display":
+        if self.live:
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[speed]}"),
+                TextColumn("{task.fields[eta]}"), console=self.console, transient=False,
+                refresh_per_second=8)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.backfill_id, total=None, counts="", speed="", eta="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+            self._progress = None
+
+    def update(self, st: ac.BackfillStatus, final: bool = False) -> None:
+        snap = self.rate.snapshot(st)
+        if self.quiet:
+            return
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{self.backfill_id} {snap.status}", total=snap.total,
+                                  completed=snap.finished, counts=snap.counts(), speed=snap.speed(),
+                                  eta=snap.remaining() if not final else "")
+            return
+        now = time.monotonic()
+        if final or (self._last_line and now - self._last_line < self.interval):
+            return
+        self._last_line = now
+        pct = f"{100 * snap.finished / snap.total:.0f}%" if snap.total else "-"
+        line = (f"progress {self.backfill_id}: {snap.status} {snap.finished}/{snap.total} partitions ({pct}) · "
+                f"{snap.counts()} · {snap.speed()} · {snap.remaining()}")
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def watch(repo: ac.CodeRepository, backfill_id: str, display: Display) -> ac.BackfillStatus:
+    """Wait for the backfill to end (taking over its coordination if its leader is gone), showing progress.
+
+    ``KeyboardInterrupt`` propagates to the caller, which decides what to do with the backfill."""
+    with display:
+        while True:
+            try:
+                final = repo.wait_backfill(backfill_id, timeout=POLL_SECONDS)
+            except TimeoutError:
+                st = repo.get_backfill(backfill_id)
+                if st is not None:
+                    display.update(st)
+                continue
+            display.update(final, final=True)
+            return final

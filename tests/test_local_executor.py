@@ -1,0 +1,128 @@
+"""LocalExecutor: real worker processes, reused; canceled runs' processes are killed; workers die with
+their parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import anachron as ac
+import flows_basic as fb
+
+TESTS = Path(__file__).parent
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_pid(repo, run_id):
+    for line in repo.run_logs(run_id):
+        if line["message"].startswith("pid "):
+            return int(line["message"].split()[1])
+    return None
+
+
+@pytest.fixture
+def repo(sqlite_url, make_repo):
+    return make_repo([fb.daily_etl, fb.sleepy, fb.timing_out, fb.flaky, fb.pooled], storage=sqlite_url,
+                     executor=ac.LocalExecutor(max_workers=2), run_queue=ac.RunQueueConfig(pools={"warehouse": 1}))
+
+
+def test_backfill_in_worker_processes_reuses_them(repo):
+    result = repo.backfill(fb.sleepy, partition_keys=[f"2024-01-{d:02d}" for d in range(1, 21)],
+                           params={"seconds": 0.01})
+    assert result.status == "completed" and result.completed == 20
+    pids = {run_pid(repo, run_id) for run_id in result.run_ids}
+    assert None not in pids and os.getpid() not in pids
+    assert len(pids) <= 2  # two long-lived workers served all twenty runs
+
+
+def test_failure_and_timeout_in_a_worker(repo):
+    failed = repo.run(fb.flaky, partition_key="2024-01-01", params={"fail_keys": ["2024-01-01"]})
+    assert failed.status == "failed" and "boom on 2024-01-01" in failed.error
+    started = time.monotonic()
+    timed = repo.run(fb.timing_out)
+    assert timed.status == "failed" and "timed out" in timed.error and time.monotonic() - started < 4
+
+
+def test_canceling_a_running_run_kills_its_process(repo):
+    run = repo.run(fb.sleepy, partition_key="2024-01-01", params={"seconds": 60}, block=False)
+    # logs are stored when a run ends, so find the workers from the process table
+    assert wait_for(lambda: repo.get_run(run.run_id).status == "running")
+    time.sleep(0.3)
+    workers = worker_pids()
+    assert workers, "no worker process found"
+    repo.cancel_run(run.run_id)
+    assert repo.wait_run(run.run_id, timeout=5).status == "canceled"
+    assert wait_for(lambda: any(not pid_alive(p) for p in workers), timeout=5)
+    # the executor replaces the killed worker and keeps serving
+    assert repo.run(fb.daily_etl, partition_key="2024-01-02").status == "success"
+
+
+def worker_pids() -> list[int]:
+    me = os.getpid()
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()
+            if int(line.split()[1]) == me and "multiprocessing" in line]
+
+
+def test_pools_hold_across_worker_processes(repo):
+    result = repo.backfill(fb.pooled, partition_keys=[f"2024-01-{d:02d}" for d in range(1, 7)], max_concurrency=2)
+    assert result.completed == 6
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(TESTS)!r})
+        import anachron as ac
+        import flows_basic as fb
+        if __name__ == "__main__":
+            repo = ac.CodeRepository([fb.sleepy], storage={f"sqlite:///{tmp_path / 'db.sqlite'}"!r},
+                                     executor=ac.LocalExecutor(2))
+            repo.run(fb.sleepy, partition_key="2024-01-01", params={{"seconds": 120}}, block=False)
+            time.sleep(120)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        children = []
+        assert wait_for(lambda: bool(children.extend(_children(parent.pid)) or children), timeout=20)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(5)
+        assert wait_for(lambda: not any(pid_alive(c) for c in children), timeout=5), "workers outlived the parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _children(ppid: int) -> list[int]:
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()
+            if int(line.split()[1]) == ppid and "multiprocessing" in line]

@@ -1,0 +1,135 @@
+"""Logical time: ac.time()/ac.now() in partition runs, manual runs, dev runs and outside runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import anachron as ac
+import flows_basic as fb
+from flows_basic import daily_etl, manual, morning_report
+
+NEW_YEAR = datetime(2026, 1, 1, tzinfo=timezone.utc)  # unix 1767225600
+
+
+@pytest.fixture(autouse=True)
+def _reset(monkeypatch):
+    monkeypatch.delenv("ANACHRON_TIME", raising=False)
+    monkeypatch.delenv("STARLARK_TIME", raising=False)
+    fb.reset()
+
+
+@pytest.fixture
+def repo(sqlite_url, make_repo):
+    return make_repo([daily_etl, manual, morning_report], storage=sqlite_url, executor=ac.InProcessExecutor(2))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("unix:1767225600", NEW_YEAR),
+    ("unix:1767225600.5", NEW_YEAR + timedelta(seconds=0.5)),
+    ("2026-01-01T00:00:00+00:00", NEW_YEAR),
+    ("2026-01-01T01:00:00+01:00", NEW_YEAR),
+    ("2026-01-01T00:00:00Z", NEW_YEAR),
+])
+def test_parse_time_values(value, expected):
+    from anachron.clock import parse_time_value
+
+    assert parse_time_value(value) == expected
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "unix:abc", "2026-01-01T00:00:00", "1767225600", ""])
+def test_malformed_values_name_the_variable(value):
+    from anachron.clock import parse_time_value
+
+    with pytest.raises(ac.LogicalTimeError, match="STARLARK_TIME"):
+        parse_time_value(value or " ", "STARLARK_TIME")
+
+
+def test_outside_a_run_the_environment_sets_the_clock(monkeypatch):
+    monkeypatch.setenv("ANACHRON_TIME", "unix:1767225600")
+    assert ac.time() == 1767225600.0 and ac.now() == NEW_YEAR
+    monkeypatch.delenv("ANACHRON_TIME")
+    monkeypatch.setenv("STARLARK_TIME", "2026-01-01T00:00:00+00:00")
+    assert ac.now() == NEW_YEAR
+    monkeypatch.delenv("STARLARK_TIME")
+    assert abs(ac.time() - datetime.now(timezone.utc).timestamp()) < 5
+
+
+def test_partition_runs_see_the_window_end(repo):
+    repo.backfill(daily_etl, partition_keys=["2024-03-10"])
+    (seen,) = fb.SEEN
+    end = datetime(2024, 3, 11, tzinfo=timezone.utc)
+    assert seen["logical_time"] == end
+    assert end <= seen["now"] < end + timedelta(seconds=5)
+    assert end.timestamp() <= seen["time"] < end.timestamp() + 5
+    assert seen["window"] == (datetime(2024, 3, 10, tzinfo=timezone.utc), end)
+
+
+def test_dst_window_in_a_timezone(sqlite_url, make_repo):
+    @ac.workflow(name="ny_daily", partitions=ac.DailyPartitions("2024-03-01", "2024-04-01", timezone="America/New_York"))
+    def ny_daily():
+        fb._observe()
+
+    repo = make_repo([ny_daily], storage=sqlite_url, executor=ac.InProcessExecutor(1))
+    repo.backfill(ny_daily, partition_keys=["2024-03-10"])
+    start, end = fb.SEEN[0]["window"]
+    assert end.timestamp() - start.timestamp() == 23 * 3600  # spring forward
+    assert str(start.tzinfo) == "America/New_York"
+    assert fb.SEEN[0]["logical_time"] == end
+
+
+def test_manual_run_takes_anachron_time_from_its_environ(repo):
+    run = repo.run(manual, environ={"ANACHRON_TIME": "unix:1767225600"})
+    assert run.status == "success" and run.logical_time == NEW_YEAR
+    assert NEW_YEAR <= fb.SEEN[0]["now"] < NEW_YEAR + timedelta(seconds=5)
+
+
+def test_manual_run_takes_the_process_environment_then_submit_time(repo, monkeypatch):
+    monkeypatch.setenv("STARLARK_TIME", "2026-01-01T00:00:00+00:00")
+    assert repo.run(manual).logical_time == NEW_YEAR
+    monkeypatch.delenv("STARLARK_TIME")
+    before = datetime.now(timezone.utc)
+    run = repo.run(manual)
+    assert before - timedelta(seconds=1) <= run.logical_time <= datetime.now(timezone.utc)
+
+
+def test_malformed_time_fails_the_run_before_any_task(repo):
+    run = repo.run(manual, environ={"ANACHRON_TIME": "next tuesday"})
+    assert run.status == "failed" and "ANACHRON_TIME" in run.error and "next tuesday" in run.error
+    assert fb.SEEN == []  # the workflow body never ran
+
+
+def test_schedule_runs_see_the_tick(repo):
+    tick = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
+    run = repo.run(morning_report, scheduled_time=tick)
+    assert run.logical_time == tick and fb.SEEN[0]["logical_time"] == tick
+
+
+def test_dev_context_runs_with_its_environ():
+    ctx = ac.create_context()
+    ctx.environ["ANACHRON_TIME"] = "unix:1767225600"
+    result = ctx.run(manual, x=3)
+    assert result["x"] == 3 and result["now"].startswith("2026-01-01T00:00:0")
+    assert 1767225600 <= result["time"] < 1767225605
+
+
+def test_dev_context_partition_run_and_errors():
+    ctx = ac.create_context()
+    assert ctx.run(daily_etl, partition_key="2024-01-05") == "2024-01-05"
+    assert fb.SEEN[-1]["logical_time"] == datetime(2024, 1, 6, tzinfo=timezone.utc)
+    ctx.environ["ANACHRON_TIME"] = "garbage"
+    with pytest.raises(ac.LogicalTimeError, match="ANACHRON_TIME"):
+        ctx.run(manual)
+    fb.FAILING.add("2024-01-02")
+    with pytest.raises(RuntimeError, match="boom on 2024-01-02"):
+        ac.create_context().run(fb.flaky, partition_key="2024-01-02")
+
+
+def test_wall_clock_is_untouched_inside_runs(repo):
+    import time
+
+    repo.run(manual, environ={"ANACHRON_TIME": "unix:1767225600"})
+    seen = fb.SEEN[0]
+    assert seen["time"] < 1767225610  # logical: 2026-01-01
+    assert abs(seen["wall"] - time.time()) < 10  # time.time() still reads the real clock
