@@ -68,12 +68,16 @@ def create(
     idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", rich_help_panel=RunPanel,
                                                            help="The same key returns the existing backfill.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; store nothing.")] = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the id (see docs: who runs it).")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the id. The backfill then progresses only while a process "
+                                                    "coordinates it: `backfill status --wait` (or the daemon).")] = False,
     output: OutputOption = Output.text,
     quiet: QuietOption = False,
     db: DbOption = None,
 ) -> None:
-    """Backfill WORKFLOW over past partitions and watch it (a live progress bar; Ctrl-C asks whether to cancel).
+    """Backfill WORKFLOW over past partitions and watch it.
+
+    Waits with a live progress bar (a plain line every few seconds when not on a terminal). Ctrl-C asks
+    whether to cancel the backfill or leave it unfinished.
 
     Exit code 0 when every partition succeeded, 1 when it failed or was canceled, 2 on bad input.
     """
@@ -236,7 +240,7 @@ def status(
         if output is Output.json:
             write_json(st)
         else:
-            print_status(repo, st, target.argv() if target else "")
+            print_status(repo, st, target.argv() if target else "TARGET")
     raise typer.Exit(OK if not wait or st.status == "completed" else FAILED)
 
 

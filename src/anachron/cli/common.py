@@ -28,8 +28,11 @@ class Output(str, Enum):
 
 
 def stdout() -> Console:
-    """The console for results (stdout). Never wraps piped output."""
-    return Console(highlight=False, soft_wrap=True)
+    """The console for results (stdout). Piped output is not wrapped or squeezed to 80 columns."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=200)
+    return console
 
 
 def stderr() -> Console:
@@ -53,8 +56,8 @@ def usage(pieces: str) -> type[TyperCommand]:
     return Command
 
 
-def example(*lines: str) -> str:
-    """An ``Example`` epilog for ``--help``: one command per line, ``# comment`` dimmed."""
+def example(*lines: str, target: bool = True) -> str:
+    """An ``Examples`` epilog for ``--help``: one command per line, ``# comment`` dimmed; then a TARGET note."""
     rendered = []
     for line in lines:
         code, sep, comment = line.partition("  # ")
@@ -62,7 +65,8 @@ def example(*lines: str) -> str:
         if sep:
             text += f"  [dim]# {typer_escape(comment)}[/dim]"
         rendered.append(text)
-    return "[bold]Examples[/bold]\n\n" + "\n\n".join(rendered)
+    text = "[bold]Examples[/bold]\n\n" + "\n\n".join(rendered)
+    return text + ("\n\n" + TARGET_NOTE if target else "")
 
 
 def typer_escape(text: str) -> str:
@@ -76,7 +80,7 @@ Positionals = Annotated[Optional[list[str]], typer.Argument(hidden=True, show_de
 DbOption = Annotated[Optional[str], typer.Option(
     "--db", metavar="URL", show_default=False,
     help="Database URL, e.g. sqlite:///path/to.db or postgresql+psycopg://... "
-         "(default: $ANACHRON_DATABASE_URL, then [tool.anachron] database, then the target's repository).")]
+         "(default: $ANACHRON_DATABASE_URL, then \\[tool.anachron] database, then the target's repository).")]
 ModuleOption = Annotated[Optional[str], typer.Option(
     "-m", "--module", metavar="MODULE", show_default=False,
     help="Load the target as an importable module (pkg.mod, or pkg.mod:repo to pick one repository).")]
@@ -86,6 +90,8 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress di
 
 TARGET_HELP = (
     "TARGET is a Python file (flows.py, or flows.py:repo to pick one of several repositories) or, with "
-    "-m, a module. It may be left out when [tool.anachron] in pyproject.toml (or anachron.toml) names a "
+    "-m, a module. It may be left out when \\[tool.anachron] in pyproject.toml (or anachron.toml) names a "
     "target: with one positional fewer, the first positional is taken as the next argument."
 )
+TARGET_NOTE = ("[dim]TARGET: a Python file (or -m MODULE); leave it out when \\[tool.anachron] in pyproject.toml "
+               "names one.[/dim]")

@@ -1,0 +1,146 @@
+"""Text output for backfills: watching (with Ctrl-C handling), summaries, dry-run plans, tables."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from rich import box
+from rich.markup import escape
+from rich.prompt import Confirm
+from rich.table import Table
+
+import anachron as ac
+
+from .common import note, stderr, stdout
+from .output import duration, first_line, styled, when
+from .progress import Display, watch
+
+FAILED_SHOWN = 5
+
+
+def watch_backfill(repo: ac.CodeRepository, backfill_id: str, prefix: str, quiet: bool = False) -> ac.BackfillStatus | None:
+    """Watch until the end. On Ctrl-C: ask (on a terminal) whether to cancel; ``None`` when it is left unfinished."""
+    try:
+        return watch(repo, backfill_id, Display(backfill_id, quiet=quiet))
+    except KeyboardInterrupt:
+        pass
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        try:
+            cancel = Confirm.ask(f"\nCancel backfill {backfill_id}? (no: leave it to finish later)", default=False,
+                                 console=stderr())
+        except (KeyboardInterrupt, EOFError):
+            cancel = False
+        if cancel:
+            repo.cancel_backfill(backfill_id)
+            try:
+                return repo.wait_backfill(backfill_id, timeout=30)
+            except (TimeoutError, KeyboardInterrupt):
+                return repo.get_backfill(backfill_id)
+    st = repo.get_backfill(backfill_id)
+    done = st.completed_partitions + st.failed_partitions + st.canceled_partitions
+    target = f"{prefix} " if prefix else ""
+    note(f"\nbackfill {backfill_id} left unfinished ({st.status}, {done}/{st.total_partitions} partitions done). "
+         "Once this command exits its runs in flight stop, and the backfill continues when a process "
+         "coordinates it again:\n"
+         f"  continue and watch it:  anachron backfill status {target}{backfill_id} --wait\n"
+         f"  cancel it:              anachron backfill cancel {backfill_id}")
+    return None
+
+
+def finish(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) -> None:
+    """The summary printed when a watched backfill has ended."""
+    out = stdout()
+    took = _took(st)
+    if st.status == "completed":
+        out.print(f"[green]✔[/green] backfill {st.backfill_id} completed: {st.total_partitions} partitions "
+                  f"succeeded{took}")
+        return
+    out.print(f"[red]✘[/red] backfill {st.backfill_id} {st.status}: {st.completed_partitions} succeeded, "
+              f"{st.failed_partitions} failed, {st.canceled_partitions} canceled of {st.total_partitions} "
+              f"partitions{took}")
+    _failed_runs(repo, st, out)
+    if st.failed_partitions or st.canceled_partitions:
+        target = f"{prefix} " if prefix else ""
+        out.print(f"rerun the failed and canceled partitions: anachron backfill rerun {escape(target)}{st.backfill_id}")
+
+
+def print_status(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) -> None:
+    out = stdout()
+    out.print(f"backfill [bold]{st.backfill_id}[/bold]  {styled(st.status)}")
+    rows = [("workflows", escape(", ".join(st.workflows)) or "-"),
+            ("partitions", f"{st.total_partitions}: {st.completed_partitions} succeeded · {st.failed_partitions} "
+                           f"failed · {st.canceled_partitions} canceled"),
+            ("runs", f"{st.total_runs}: {st.running_runs} running · {st.queued_runs} queued · "
+                     f"{len(st.run_ids)} created"),
+            ("created", when(st.created_at)),
+            ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
+    if st.tags:
+        rows.append(("tags", escape(", ".join(f"{k}={v}" for k, v in st.tags.items()))))
+    if st.error:
+        rows.append(("error", escape(first_line(st.error))))
+    for label, value in rows:
+        out.print(f"  {label:<11}{value}")
+    _failed_runs(repo, st, out)
+    target = f"{prefix} " if prefix else ""
+    if st.status in ("failed", "canceled") and (st.failed_partitions or st.canceled_partitions):
+        out.print(f"rerun the failed and canceled partitions: anachron backfill rerun {escape(target)}{st.backfill_id}")
+    elif st.status in ("requested", "in_progress", "paused"):
+        out.print(f"watch it: anachron backfill status {escape(target)}{st.backfill_id} --wait")
+
+
+def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.BackfillStrategy | None) -> None:
+    out = stdout()
+    out.print(f"dry run of [bold]{escape(workflow)}[/bold]: nothing was stored")
+    keys, plan = result.partition_keys, result.plan
+    if not result.num_runs:
+        out.print("  nothing to run: the selection is empty")
+        return
+    out.print(f"  {'partitions':<11}{result.num_partitions}  {_span(keys)}")
+    kind = strategy.kind if strategy is not None else None
+    out.print(f"  {'runs':<11}{result.num_runs}" + (f"  ({kind})" if kind else ""))
+    out.print(f"  {'first run':<11}{_span(plan[0])}")
+    if result.num_runs > 1:
+        out.print(f"  {'last run':<11}{_span(plan[-1])}")
+
+
+def backfill_table(found: Sequence[ac.BackfillStatus]) -> None:
+    out = stdout()
+    if not found:
+        out.print("no backfills")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("ID", "STATUS", "WORKFLOWS", "DONE", "FAILED", "CANCELED", "TOTAL", "CREATED"):
+        table.add_column(column, justify="right" if column in ("DONE", "FAILED", "CANCELED", "TOTAL") else "left",
+                         no_wrap=True)
+    for st in found:
+        table.add_row(st.backfill_id, styled(st.status), escape(", ".join(st.workflows)), str(st.completed_partitions),
+                      str(st.failed_partitions), str(st.canceled_partitions), str(st.total_partitions),
+                      when(st.created_at))
+    out.print(table)
+
+
+def _failed_runs(repo: ac.CodeRepository, st: ac.BackfillStatus, out) -> None:
+    if not st.failed_partitions:
+        return
+    runs = repo.list_runs(backfill_id=st.backfill_id, status="failed", limit=FAILED_SHOWN + 1)
+    for run in runs[:FAILED_SHOWN]:
+        keys = run.partition_key or _span(run.partition_keys)
+        out.print(f"  [red]failed[/red]  {escape(keys)}  {escape(first_line(run.error))}  [dim](run {run.run_id})[/dim]")
+    if len(runs) > FAILED_SHOWN:
+        out.print(f"  … more failed runs: anachron runs list --backfill {st.backfill_id} --status failed")
+
+
+def _span(keys: Sequence[str]) -> str:
+    n = len(keys)
+    if n == 0:
+        return "-"
+    if n == 1:
+        return keys[0]
+    return f"{keys[0]} … {keys[n - 1]} ({n} keys)"
+
+
+def _took(st: ac.BackfillStatus) -> str:
+    if st.created_at and st.ended_at:
+        return f" in {duration((st.ended_at - st.created_at).total_seconds())}"
+    return ""
