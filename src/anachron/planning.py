@@ -134,7 +134,23 @@ def kept_ranges(keys: Sequence[str], status: Mapping[str, str], reprocess: str) 
     return ranges
 
 
-class SelectedKeys(Sequence):
+class _LazySequence(Sequence):
+    """An indexable view whose items are computed by ``_item(i)`` on demand."""
+
+    def _item(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._item(i)
+
+
+class SelectedKeys(_LazySequence):
     """A lazy view of the kept keys, in run order."""
 
     def __init__(self, keys: KeySequence, ranges: list[tuple[int, int]] | None, newest_first: bool):
@@ -159,13 +175,7 @@ class SelectedKeys(Sequence):
         r = bisect.bisect_right(self._offsets, i) - 1
         return self._ranges[r][0] + (i - self._offsets[r])
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._len))]
-        if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError(i)
+    def _item(self, i: int) -> str:
         if self._newest_first:
             i = self._len - 1 - i
         return self._keys[self._base_index(i)]
@@ -262,7 +272,7 @@ class BackfillPlan:
         return _Groups(self)
 
 
-class _Concat(Sequence):
+class _Concat(_LazySequence):
     def __init__(self, parts: list[Sequence[str]]):
         self._parts = parts
         self._offsets = [0]
@@ -272,13 +282,7 @@ class _Concat(Sequence):
     def __len__(self) -> int:
         return self._offsets[-1]
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _item(self, i: int) -> str:
         p = bisect.bisect_right(self._offsets, i) - 1
         return self._parts[p][i - self._offsets[p]]
 
@@ -287,20 +291,14 @@ class _Concat(Sequence):
             yield from part
 
 
-class _Groups(Sequence):
+class _Groups(_LazySequence):
     def __init__(self, plan: BackfillPlan):
         self._plan = plan
 
     def __len__(self) -> int:
         return self._plan.num_runs
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _item(self, i: int) -> list[str]:
         return list(self._plan.run(i).keys)
 
 

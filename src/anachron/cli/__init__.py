@@ -35,6 +35,10 @@ app = typer.Typer(
          "watch and control backfills.\n\n" + TARGET_HELP,
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=example("anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
+                   "anachron run flows.py etl --partition 2024-01-01",
+                   "anachron dev-run flows.py etl --env ANACHRON_TIME=unix:1767225600",
+                   "anachron partitions flows.py etl", "anachron check flows.py", target=False),
 )
 
 app.command("run", cls=usage("[TARGET] WORKFLOW"), epilog=example(

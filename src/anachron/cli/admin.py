@@ -76,7 +76,8 @@ def _module_path(name: str) -> str:
     return str(origin.parent if origin.name == "__init__.py" else origin)
 
 
-db_app = typer.Typer(no_args_is_help=True, help="The database: schema migrations.", rich_markup_mode="rich")
+db_app = typer.Typer(no_args_is_help=True, help="The database: schema migrations.", rich_markup_mode="rich",
+                     epilog=example("anachron db upgrade --db sqlite:///.anachron/anachron.db", target=False))
 
 
 @db_app.command(cls=usage(""), epilog=example(

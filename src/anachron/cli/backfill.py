@@ -16,7 +16,9 @@ from .config import load_config
 from .render import backfill_table, finish, print_dry_run, print_status, watch_backfill
 from .output import write_json
 
-app = typer.Typer(no_args_is_help=True, help="Create, watch and control backfills.", rich_markup_mode="rich")
+app = typer.Typer(no_args_is_help=True, help="Create, watch and control backfills.", rich_markup_mode="rich",
+                  epilog=example("anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
+                                 "anachron backfill list", "anachron backfill rerun flows.py 8115535659a443f9"))
 
 SelectionPanel = "Which partitions (exactly one)"
 RunPanel = "How it runs"
@@ -51,8 +53,8 @@ def create(
         "--strategy", metavar="MODE", rich_help_panel=RunPanel,
         help="multi_run (one run per key), single_run, batched=N, or per dimension: DIM=multi_run|single_run,... "
              "(default: the workflow's backfill_strategy, else multi_run).")] = None,
-    max_concurrency: Annotated[int, typer.Option("--max-concurrency", metavar="N", rich_help_panel=RunPanel,
-                                                 help="Runs of this backfill in flight at once.")] = 4,
+    max_concurrency: Annotated[str, typer.Option("--max-concurrency", metavar="N", rich_help_panel=RunPanel,
+                                                 help="Runs of this backfill in flight at once.")] = "4",
     on_failure: Annotated[str, typer.Option("--on-failure", metavar="continue|stop", rich_help_panel=RunPanel,
                                             help="stop: no new runs after a failure, the rest is canceled.")] = "continue",
     reprocess: Annotated[str, typer.Option("--reprocess", metavar="all|failed_and_missing|missing",
@@ -130,8 +132,13 @@ def _options(from_key, to_key, partitions, ranges, start, end, all_keys, max_con
         options["start"] = parsing.time_value(start, "--start")
         if end is not None:
             options["end"] = parsing.time_value(end, "--end")
+    text = max_concurrency
+    try:
+        max_concurrency = int(text)
+    except ValueError:
+        max_concurrency = 0
     if max_concurrency < 1:
-        raise CliError(f"--max-concurrency {max_concurrency}: must be an integer >= 1")
+        raise CliError(f"--max-concurrency {text!r}: must be an integer >= 1")
     policies = {"continue": "continue", "stop": "stop_on_failure", "stop_on_failure": "stop_on_failure"}
     if on_failure not in policies:
         raise CliError(f"--on-failure {on_failure!r}: expected continue or stop")
@@ -314,6 +321,12 @@ def rerun(
     with targets.repository(target, db, config) as repo:
         st = _get(repo, backfill_id)
         _check_workflows(repo, st)
+        if st.is_finished and not (st.failed_partitions or st.canceled_partitions):
+            if output is Output.json:  # what would rerun: nothing (a dry run's result; nothing is stored)
+                write_json(repo.rerun_backfill(backfill_id, dry_run=True))
+            else:
+                typer.echo(f"backfill {backfill_id} is {st.status}: every partition succeeded, nothing to rerun")
+            return
         if dry_run:
             result = repo.rerun_backfill(backfill_id, dry_run=True)
             if output is Output.json:

@@ -10,12 +10,14 @@ import sys
 import time
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.text import Text
 
 import anachron as ac
 
-from .output import duration
+from .output import duration, styled
 
 #: Seconds between two plain progress lines when stderr is not a terminal.
 PLAIN_INTERVAL = float(os.environ.get("ANACHRON_PROGRESS_INTERVAL", "5"))
@@ -99,22 +101,27 @@ class Display:
         self.rate = Rate()
         self._last_line = 0.0
         self._progress: Progress | None = None
+        self._live: Live | None = None
+        self._counts = Text("")
         self._task = None
 
     def __enter__(self) -> "Display":
         if self.live:
             self._progress = Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[speed]}"),
-                TextColumn("{task.fields[eta]}"), console=self.console, transient=False,
-                refresh_per_second=8)
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self.backfill_id, total=None, counts="", speed="", eta="")
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+                TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[speed]}"),
+                TextColumn("{task.fields[eta]}"), console=self.console)
+            self._task = self._progress.add_task("", total=None, speed="", eta="")
+            self._counts = Text("")
+            self._live = Live(Group(self._progress, _Line(self)), console=self.console, refresh_per_second=8,
+                              transient=False)
+            self._live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
             self._progress = None
 
     def update(self, st: ac.BackfillStatus, final: bool = False) -> None:
@@ -122,9 +129,12 @@ class Display:
         if self.quiet:
             return
         if self._progress is not None:
-            self._progress.update(self._task, description=f"{self.backfill_id} {snap.status}", total=snap.total,
-                                  completed=snap.finished, counts=snap.counts(), speed=snap.speed(),
-                                  eta=snap.remaining() if not final else "")
+            self._progress.update(self._task, description=styled(snap.status), total=snap.total,
+                                  completed=snap.finished, speed=snap.speed(), eta="" if final else snap.remaining())
+            self._counts = Text.from_markup(f"  [green]done {snap.done}[/green] · [red]failed {snap.failed}[/red]"
+                                            + (f" · [yellow]canceled {snap.canceled}[/yellow]" if snap.canceled else "")
+                                            + f" · [cyan]running {snap.running}{snap.unit}[/cyan]"
+                                            + f" · [blue]queued {snap.queued}{snap.unit}[/blue]")
             return
         now = time.monotonic()
         if final or (self._last_line and now - self._last_line < self.interval):
@@ -135,6 +145,16 @@ class Display:
                 f"{snap.counts()} · {snap.speed()} · {snap.remaining()}")
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+class _Line:
+    """The counts line under the bar (re-read on every refresh)."""
+
+    def __init__(self, display: Display):
+        self.display = display
+
+    def __rich__(self) -> Text:
+        return self.display._counts
 
 
 def watch(repo: ac.CodeRepository, backfill_id: str, display: Display) -> ac.BackfillStatus:

@@ -96,7 +96,7 @@ def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.Backfil
     if not result.num_runs:
         out.print("  nothing to run: the selection is empty")
         return
-    out.print(f"  {'partitions':<11}{result.num_partitions}  {_span(keys)}")
+    out.print(f"  {'partitions':<11}{result.num_partitions}  {_span(keys, count=False)}")
     kind = strategy.kind if strategy is not None else None
     out.print(f"  {'runs':<11}{result.num_runs}" + (f"  ({kind})" if kind else ""))
     out.print(f"  {'first run':<11}{_span(plan[0])}")
@@ -131,13 +131,13 @@ def _failed_runs(repo: ac.CodeRepository, st: ac.BackfillStatus, out) -> None:
         out.print(f"  … more failed runs: anachron runs list --backfill {st.backfill_id} --status failed")
 
 
-def _span(keys: Sequence[str]) -> str:
+def _span(keys: Sequence[str], count: bool = True) -> str:
     n = len(keys)
     if n == 0:
         return "-"
     if n == 1:
         return keys[0]
-    return f"{keys[0]} … {keys[n - 1]} ({n} keys)"
+    return f"{keys[0]} … {keys[n - 1]}" + (f" ({n} keys)" if count else "")
 
 
 def _took(st: ac.BackfillStatus) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -127,12 +128,15 @@ def dev_run(
         error = exc
     except Exception as exc:  # noqa: BLE001 - the workflow's own failure
         error = exc
-    log_lines = [{"time": ts, "level": level, "message": message} for ts, level, message in ctx.logs]
+    log_lines = [{"time": datetime.fromtimestamp(ts, timezone.utc).isoformat(), "level": level, "message": message}
+                 for ts, level, message in ctx.logs]
     if output is Output.json:
         write_json({"workflow": wf.name, "status": "failed" if error else "success", "result": jsonable(result),
                     "error": f"{type(error).__name__}: {error}" if error else None, "logs": log_lines})
     else:
         for line in log_lines:
+            if error is not None and line["level"] == "ERROR" and line["message"].startswith("run failed: "):
+                continue  # the engine's record of the failure: the traceback below says it better
             note(f"{line['level']:<8}{line['message']}")
         if error is None:
             typer.echo(_show_value(result))
@@ -180,7 +184,8 @@ def _print_run(run: ac.Run, repo: ac.CodeRepository | None) -> None:
 
 
 # -- runs list / show / logs / cancel -----------------------------------------------------------
-runs_app = typer.Typer(no_args_is_help=True, help="Look at and cancel runs.", rich_markup_mode="rich")
+runs_app = typer.Typer(no_args_is_help=True, help="Look at and cancel runs.", rich_markup_mode="rich",
+                       epilog=example("anachron runs list --status failed", "anachron runs logs RUN_ID"))
 
 
 @runs_app.command("list", cls=usage("[TARGET]"), epilog=example(

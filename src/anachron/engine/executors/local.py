@@ -26,6 +26,9 @@ _STOP = None
 class LocalExecutor(Executor):
     def __init__(self, max_workers: int = 4):
         super().__init__(max_workers)
+        # Worker round trips are slower than threads': keep a deeper queue so each coordinator tick
+        # hands over (and records) more runs at once.
+        self.prefetch = 2 * max_workers
         self._jobs: queue.Queue = queue.Queue()
         self._slots: list[_Slot] = []
         self._canceled: set[str] = set()  # canceled before a worker picked them up
