@@ -57,10 +57,11 @@ def test_sigkill_mid_backfill_then_take_over(backend, tmp_path, request):
             if status.completed_partitions >= 5 and status.running_runs >= 1:
                 break
             time.sleep(0.02)
-        in_flight = {r.run_id for r in observer.list_runs(backfill_id=backfill_id, status="running", limit=None)}
         workers = _children(first.pid)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        # what the dead process left running (nothing can change these until someone takes over)
+        in_flight = {r.run_id for r in observer.list_runs(backfill_id=backfill_id, status="running", limit=None)}
         assert in_flight and workers
         # the workers die with their parent
         assert _wait(lambda: not any(_alive(p) for p in workers), 5), "worker processes outlived the coordinator"

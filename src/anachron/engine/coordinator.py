@@ -8,6 +8,7 @@ otherwise checks storage every ``poll_seconds`` for what other processes changed
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -81,6 +82,8 @@ class Coordinator:
             self.executor.start(self._on_result, self.repo._workflow_for_job, self.repo._pool_gate())
             self._thread = threading.Thread(target=self._loop, name="anachron-coordinator", daemon=True)
             self._thread.start()
+            # On a normal interpreter exit, hand our backfills back at once rather than after the lease.
+            atexit.register(self.stop)
 
     @property
     def running(self) -> bool:
@@ -93,6 +96,7 @@ class Coordinator:
             self._stopping = True
         self._wake.set()
         self._thread.join(timeout=10)
+        atexit.unregister(self.stop)
         self.executor.shutdown(wait=False)
         try:
             with self.storage.write() as s:

@@ -1,37 +1,59 @@
 """Storage: one contract (``Storage``: transactions yielding a ``Session``), one SQL implementation.
 
 SQLite (WAL) and PostgreSQL share every statement; ``sqlite://`` is an in-memory store for tests.
+SQLAlchemy is imported when a ``Storage`` is opened, not when anachron is imported.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import os
+from typing import TYPE_CHECKING, Iterator
 
-from .engine import DEFAULT_URL, Database, default_url, normalize_url
-from .session import Session
+if TYPE_CHECKING:
+    from .session import Session
 
-__all__ = ["Storage", "Session", "DEFAULT_URL", "default_url", "normalize_url"]
+DEFAULT_URL = "sqlite:///.anachron/anachron.db"
+
+__all__ = ["Storage", "DEFAULT_URL", "default_url", "normalize_url"]
+
+
+def default_url() -> str:
+    return os.environ.get("ANACHRON_DATABASE_URL") or DEFAULT_URL
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` as the psycopg 3 driver."""
+    if not isinstance(url, str) or not url:
+        raise ValueError("storage: expected a database URL such as sqlite:///path/to/db or postgresql+psycopg://...")
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 class Storage:
     def __init__(self, url: str | None = None):
+        from .engine import Database
+        from .session import Session
+
         self.url = normalize_url(url or default_url())
         self.db = Database(self.url)
+        self._session = Session
 
     @property
     def is_memory(self) -> bool:
         return self.db.is_memory
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> Iterator["Session"]:
         with self.db.write() as conn:
-            yield Session(conn)
+            yield self._session(conn)
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator["Session"]:
         with self.db.read() as conn:
-            yield Session(conn)
+            yield self._session(conn)
 
     def close(self) -> None:
         self.db.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -13,23 +12,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
-DEFAULT_URL = "sqlite:///.anachron/anachron.db"
+from . import DEFAULT_URL, default_url, normalize_url  # noqa: F401 - re-exported
+
 HEAD_REVISION = "0001"
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def default_url() -> str:
-    return os.environ.get("ANACHRON_DATABASE_URL") or DEFAULT_URL
-
-
-def normalize_url(url: str) -> str:
-    """Accept ``postgresql://`` and ``postgres://`` as the psycopg 3 driver."""
-    if not isinstance(url, str) or not url:
-        raise ValueError("storage: expected a database URL such as sqlite:///path/to/db or postgresql+psycopg://...")
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
 
 
 def open_engine(url: str) -> tuple[Engine, bool]:
