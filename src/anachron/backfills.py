@@ -122,8 +122,9 @@ def _create(self, workflows: list[Workflow], selection_: dict, strategy, failure
            "ended_at": now.timestamp() if empty else None}
     try:
         with self.storage.write() as s:
-            if idempotency_key is not None and s.backfill_by_idempotency_key(idempotency_key) is not None:
-                backfill_id = s.backfill_by_idempotency_key(idempotency_key).backfill_id
+            existing = s.backfill_by_idempotency_key(idempotency_key) if idempotency_key else None
+            if existing is not None:
+                backfill_id = existing.backfill_id
             else:
                 s.insert_backfill(row)
     except Exception as exc:  # the same idempotency key submitted concurrently

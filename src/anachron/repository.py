@@ -153,8 +153,9 @@ class CodeRepository:
         run_id = row["run_id"]
         try:
             with self.storage.write() as s:
-                if idempotency_key is not None and s.run_by_idempotency_key(wf.name, idempotency_key):
-                    run_id = s.run_by_idempotency_key(wf.name, idempotency_key).run_id
+                existing = s.run_by_idempotency_key(wf.name, idempotency_key) if idempotency_key else None
+                if existing is not None:
+                    run_id = existing.run_id
                 else:
                     s.insert_runs([row])
         except Exception as exc:  # a concurrent submit with the same idempotency key won the race

@@ -64,6 +64,7 @@ class Coordinator:
         self._stopping = False
         self._next_renew = 0.0
         self._next_slow = 0.0
+        self._next_reap = 0.0
         self._control_dirty = False
         self.run_version = 0
         self._backfills_changed = False
@@ -188,6 +189,9 @@ class Coordinator:
             if slow:  # what other processes may have asked of us: checked every poll interval
                 self._next_slow = now + self.poll_seconds
                 to_kill.extend(s.cancel_requested_runs(self.worker_id))
+                if now >= self._next_reap:  # forget processes whose lease ran out long ago
+                    s.expire_dead_workers(now - 10 * self.lease_seconds)
+                    self._next_reap = now + self.lease_seconds
             if to_kill:
                 s.finish_runs([{"run_id": r, "status": CANCELED, "error": "canceled"} for r in to_kill], now)
                 changed = True

@@ -103,31 +103,12 @@ class Session:
         row = self.conn.execute(select(runs).where(runs.c.workflow == workflow, runs.c.idempotency_key == key)).first()
         return row_to_run(row) if row else None
 
-    def existing_idempotency_keys(self, workflow_keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        wanted = list(workflow_keys)
-        found: set[tuple[str, str]] = set()
-        by_workflow: dict[str, list[str]] = defaultdict(list)
-        for workflow, key in wanted:
-            by_workflow[workflow].append(key)
-        for workflow, keys in by_workflow.items():
-            for chunk in _chunks(keys, 500):
-                found.update((workflow, k) for k in self.conn.execute(
-                    select(runs.c.idempotency_key).where(runs.c.workflow == workflow,
-                                                         runs.c.idempotency_key.in_(chunk))).scalars())
-        return found
-
     def get_run(self, run_id: str) -> Run | None:
         row = self.conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return row_to_run(row) if row else None
 
     def run_owner(self, run_id: str) -> str | None:
         return self.conn.execute(select(runs.c.owner).where(runs.c.run_id == run_id)).scalar()
-
-    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
-        result = []
-        for chunk in _chunks(list(run_ids), 500):
-            result.extend(row_to_run(r) for r in self.conn.execute(select(runs).where(runs.c.run_id.in_(chunk))))
-        return result
 
     def list_runs(self, workflow: str | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
@@ -277,10 +258,6 @@ class Session:
         for chunk in _chunks(queued, 500):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(owner=owner))
         return len(rows)
-
-    def set_run_owner(self, run_ids: Sequence[str], owner: str) -> None:
-        for chunk in _chunks(list(run_ids), 500):
-            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(owner=owner))
 
     def run_logs(self, run_id: str) -> list:
         return list(self.conn.execute(select(run_logs.c.attempt, run_logs.c.ts, run_logs.c.level, run_logs.c.message)
