@@ -2,8 +2,8 @@
 
 A TARGET is a Python file (``flows.py``; ``flows.py:repo`` picks one repository) or, with ``-m``, an
 importable module (``pkg.flows``, ``pkg.flows:repo``). A file is imported under its own name with its
-directory on ``sys.path`` (as ``python flows.py`` would see it), so worker processes import it the same
-way; a name that something else already owns gets a private module name instead.
+directory appended to ``sys.path`` (so it can import its sibling modules, and worker processes import it
+the same way); when that name would find another module (``random.py``), it gets a private module name.
 
 From the module: exactly one ``CodeRepository`` → that one (``--db`` / ``ANACHRON_DATABASE_URL`` /
 ``[tool.anachron] database`` replace its storage); none → one built from the module's workflows with a
@@ -154,6 +154,8 @@ def repository(target: Target | None, db: str | None, config: Config, *,
                need_target: bool = True) -> Iterator[ac.CodeRepository]:
     """The repository a command works with; closed (leases released) when the command ends."""
     url = database_url(db, config)
+    if url is not None:  # the target's code (and worker processes importing it) default to the same database
+        os.environ["ANACHRON_DATABASE_URL"] = url
     repo = None
     if target is None:
         if need_target:
@@ -236,8 +238,8 @@ def _load_file(target: Target) -> ModuleType:
         raise CliError(f"TARGET {target.value}: is a directory; give a Python file or -m MODULE")
     path = path.resolve()
     directory = str(path.parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
+    if directory not in sys.path:  # appended: a flows file named like a module (random.py) must not shadow it
+        sys.path.append(directory)
     name = _module_name(path)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):

@@ -189,6 +189,7 @@ class Coordinator:
             if slow:  # what other processes may have asked of us: checked every poll interval
                 self._next_slow = now + self.poll_seconds
                 to_kill.extend(s.cancel_requested_runs(self.worker_id))
+                s.release_orphan_slots()
                 if now >= self._next_reap:  # forget processes whose lease ran out long ago
                     s.expire_dead_workers(now - 10 * self.lease_seconds)
                     self._next_reap = now + self.lease_seconds

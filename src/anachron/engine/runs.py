@@ -43,8 +43,14 @@ def materialize_rows(repo, led, row, count: int, now: float) -> list[dict]:
     backfill_tags = request.get("tags") or {}
     plan_now = datetime.fromisoformat(request["plan"]["now"]).timestamp()
     rows = []
+    encoded: dict[str, tuple[str, str]] = {}  # per workflow: its runs' params and tags, as JSON, once
     for planned in led.plan.runs(row.cursor, row.cursor + count):
         workflow = repo._workflows[planned.workflow]
+        if planned.workflow not in encoded:
+            encoded[planned.workflow] = (
+                dumps({**params_all, **config.get(planned.workflow, {})}),
+                dumps({**workflow.tags, **backfill_tags, BACKFILL_TAG: led.backfill_id}))
+        params_json, tags_json = encoded[planned.workflow]
         keys = list(planned.keys)
         window = None
         if planned.scheduled_time is not None:
@@ -56,11 +62,9 @@ def materialize_rows(repo, led, row, count: int, now: float) -> list[dict]:
             logical = window[1].timestamp() if window else plan_now
             scheduled = None
             keys_for_row = keys
-        params = {**params_all, **config.get(planned.workflow, {})}
-        tags = {**workflow.tags, **backfill_tags, BACKFILL_TAG: led.backfill_id}
         rows.append({
             "run_id": new_run_id(), "workflow": planned.workflow, "status": QUEUED, "keys": keys_for_row,
-            "params": dumps(params), "tags": dumps(tags), "priority": request["priority"],
+            "params": params_json, "tags": tags_json, "priority": request["priority"],
             "backfill_id": led.backfill_id, "idempotency_key": run_idempotency_key(led.backfill_id, keys),
             "attempt": 1, "logical_time": logical, "scheduled_time": scheduled, "created_at": now,
             "window_start": window[0].timestamp() if window else None,

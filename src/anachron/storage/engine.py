@@ -56,7 +56,8 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(conn):
         # A write transaction takes the write lock up front, so two writers never deadlock on upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("anachron_write") else "BEGIN")
+        write = conn.get_execution_options().get("anachron_write")
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def migrate(engine: Engine) -> None:

@@ -36,8 +36,12 @@ _FINISH_STATE = select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.back
 _FINISH = (update(runs).where(runs.c.run_id == bindparam("rid"))
            .values(status=bindparam("st"), error=bindparam("err"), ended_at=bindparam("end"),
                    started_at=func.coalesce(bindparam("begin"), runs.c.started_at)))
-_RELEASE_SLOTS = (update(pool_slots).where(pool_slots.c.holder_run.in_(bindparam("ids", expanding=True)))
-                  .values(holder_run=None, acquired_at=None))
+# Slots whose holder is no longer running (killed, canceled, requeued): the task that held them never
+# reached its own release. Swept every poll interval rather than on each finish.
+_RELEASE_ORPHAN_SLOTS = (update(pool_slots).where(
+    pool_slots.c.holder_run.is_not(None),
+    pool_slots.c.holder_run.not_in(select(runs.c.run_id).where(runs.c.status == RUNNING)))
+    .values(holder_run=None, acquired_at=None))
 _COUNT = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"))
           .values(completed=backfills.c.completed + bindparam("c"), failed=backfills.c.failed + bindparam("f"),
                   canceled=backfills.c.canceled + bindparam("x"), updated_at=bindparam("now")))
@@ -208,7 +212,6 @@ class Session:
                     c[2] += row.num_partitions
         if updates:
             self.conn.execute(_FINISH, updates)
-            self.conn.execute(_RELEASE_SLOTS, {"ids": changed})
         if logs:
             self.conn.execute(_INSERT_LOGS, logs)
         if key_errors:
@@ -253,8 +256,6 @@ class Session:
         for chunk in _chunks(running, 500):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(
                 status=QUEUED, attempt=runs.c.attempt + 1, owner=owner, started_at=None))
-            self.conn.execute(update(pool_slots).where(pool_slots.c.holder_run.in_(chunk))
-                              .values(holder_run=None, acquired_at=None))
         for chunk in _chunks(queued, 500):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(owner=owner))
         return len(rows)
@@ -387,6 +388,9 @@ class Session:
             pool_slots.c.pool == pool, pool_slots.c.slot == free, pool_slots.c.holder_run.is_(None))
             .values(holder_run=run_id, acquired_at=now)).rowcount
         return free if taken == 1 else None
+
+    def release_orphan_slots(self) -> None:
+        self.conn.execute(_RELEASE_ORPHAN_SLOTS)
 
     def release_slot(self, pool: str, slot: int, run_id: str) -> None:
         self.conn.execute(update(pool_slots).where(pool_slots.c.pool == pool, pool_slots.c.slot == slot,
