@@ -109,8 +109,19 @@ def test_backfill_lifecycle_json_matches_python_api(cli, api, tmp_path):
     assert [r["partition_key"] for r in failed] == ["2024-01-13"]
     assert "bad upstream data" in failed[0]["error"]
 
+    again = cli.json("backfill", "create", FLOWS, "etl", "--range", "2024-01-30..2024-02-02", "--reprocess",
+                     "failed_and_missing", "--order", "newest_first", "--dry-run")
+    assert again["partition_keys"] == ["2024-02-02", "2024-02-01"]  # 01-30 and 01-31 succeeded already
+    stop = cli("backfill", "create", FLOWS, "etl", "--partitions", "2024-01-12,2024-01-13,2024-01-14,2024-01-15",
+               "--on-failure", "stop", "--max-concurrency", "1", "--db", f"sqlite:///{tmp_path / 'stop.db'}",
+               "--output", "json")
+    stopped = json.loads(stop.stdout)
+    assert stop.returncode == 1 and stopped["status"] == "failed" and stopped["failed"] == 1
+    assert stopped["completed"] == 1 and stopped["canceled"] == 2  # no new runs after the failure
+
     text = cli("backfill", "status", backfill_id)  # text: the failure and how to rerun it
-    assert text.returncode == 0 and "2024-01-13" in text.stdout and f"backfill rerun TARGET {backfill_id}" in text.stdout
+    assert text.returncode == 0 and "2024-01-13" in text.stdout
+    assert f"backfill rerun TARGET {backfill_id}" in text.stdout
 
     (tmp_path / "bad_days.txt").unlink()  # the upstream data is fixed: rerun the failures
     rerun = cli.json("backfill", "rerun", FLOWS, backfill_id)

@@ -111,5 +111,6 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command(cls=usage("[TARGET]..."), epilog=example(
-        "anachron check flows.py", "anachron check src/  # every *.py below", "anachron check -m mypkg.flows", target=False))(check)
+        "anachron check flows.py", "anachron check src/  # every *.py below", "anachron check -m mypkg.flows",
+        target=False))(check)
     app.add_typer(db_app, name="db")

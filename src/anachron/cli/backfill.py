@@ -10,8 +10,8 @@ import typer
 import anachron as ac
 
 from . import parsing, target as targets
-from .common import (FAILED, OK, USAGE, CliError, DbOption, ModuleOption, Output, OutputOption, Positionals,
-                     QuietOption, TARGET_HELP, example, usage)
+from .common import (FAILED, INTERRUPTED, OK, USAGE, CliError, DbOption, ModuleOption, Output, OutputOption,
+                     Positionals, QuietOption, example, note, usage)
 from .config import load_config
 from .render import backfill_table, finish, print_dry_run, print_status, watch_backfill
 from .output import write_json
@@ -26,7 +26,8 @@ RunPanel = "How it runs"
 
 @app.command(cls=usage("[TARGET] WORKFLOW"), epilog=example(
     "anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
-    "anachron backfill create etl --start 2024-01-01 --end 2024-03-31 --max-concurrency 8  # target from pyproject.toml",
+    "anachron backfill create etl --start 2024-01-01 --end 2024-03-31 --max-concurrency 8"
+    "  # target from pyproject.toml",
     "anachron backfill create flows.py regional --range date=2024-01-01..2024-01-07 --range region=us,eu "
     "--strategy date=single_run",
     "anachron backfill create flows.py etl --partitions 2024-01-05,2024-01-09 --dry-run --output json",
@@ -42,9 +43,11 @@ def create(
                                                       help="Exactly these keys, comma-separated.")] = None,
     ranges: Annotated[Optional[list[str]], typer.Option(
         "--range", metavar="DIM=A..B|DIM=K1,K2", rich_help_panel=SelectionPanel,
-        help="Per dimension of a multi-partitioned workflow (repeatable); a dimension left out means all its keys.")] = None,
-    start: Annotated[Optional[str], typer.Option("--start", metavar="TIME", rich_help_panel=SelectionPanel,
-                                                 help="Every window / schedule tick from TIME (ISO date or datetime).")] = None,
+        help="Per dimension of a multi-partitioned workflow (repeatable); a dimension left out means all "
+             "its keys.")] = None,
+    start: Annotated[Optional[str], typer.Option(
+        "--start", metavar="TIME", rich_help_panel=SelectionPanel,
+        help="Every window / schedule tick from TIME (ISO date or datetime).")] = None,
     end: Annotated[Optional[str], typer.Option("--end", metavar="TIME", rich_help_panel=SelectionPanel,
                                                help="... to TIME (inclusive; default: now).")] = None,
     all_keys: Annotated[bool, typer.Option("--all", rich_help_panel=SelectionPanel,
@@ -55,8 +58,9 @@ def create(
              "(default: the workflow's backfill_strategy, else multi_run).")] = None,
     max_concurrency: Annotated[str, typer.Option("--max-concurrency", metavar="N", rich_help_panel=RunPanel,
                                                  help="Runs of this backfill in flight at once.")] = "4",
-    on_failure: Annotated[str, typer.Option("--on-failure", metavar="continue|stop", rich_help_panel=RunPanel,
-                                            help="stop: no new runs after a failure, the rest is canceled.")] = "continue",
+    on_failure: Annotated[str, typer.Option(
+        "--on-failure", metavar="continue|stop", rich_help_panel=RunPanel,
+        help="stop: no new runs after a failure, the rest is canceled.")] = "continue",
     reprocess: Annotated[str, typer.Option("--reprocess", metavar="all|failed_and_missing|missing",
                                            rich_help_panel=RunPanel,
                                            help="Which of the selected keys to run, judged by their status.")] = "all",
@@ -70,8 +74,9 @@ def create(
     idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", rich_help_panel=RunPanel,
                                                            help="The same key returns the existing backfill.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; store nothing.")] = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the id. The backfill then progresses only while a process "
-                                                    "coordinates it: `backfill status --wait` (or the daemon).")] = False,
+    no_wait: Annotated[bool, typer.Option(
+        "--no-wait", help="Return at once with the id. The backfill then progresses only while a process "
+                          "coordinates it: `backfill status --wait` (or the daemon).")] = False,
     output: OutputOption = Output.text,
     quiet: QuietOption = False,
     db: DbOption = None,
@@ -162,20 +167,16 @@ def _follow(repo: ac.CodeRepository, result: ac.BackfillResult, target, *, wait:
             write_json(result)
         else:
             typer.echo(result.backfill_id)
-            from .common import note
-
             if result.status not in ("completed", "failed", "canceled"):
                 note(f"backfill {result.backfill_id} is {result.status}: {result.num_partitions} partitions in "
                      f"{result.num_runs} runs. It runs while a process coordinates it: "
                      f"`anachron backfill status {_join(prefix, result.backfill_id)} --wait` (or the daemon).")
         return OK
     if output is Output.text and not quiet:
-        from .common import note
-
         note(f"backfill {result.backfill_id}: {result.num_partitions} partitions in {result.num_runs} runs")
     status = watch_backfill(repo, result.backfill_id, prefix, quiet=quiet or output is Output.json)
     if status is None:  # interrupted and left running
-        return 130
+        return INTERRUPTED
     final = dataclasses.replace(result, status=status.status, completed=status.completed_partitions,
                                 failed=status.failed_partitions, canceled=status.canceled_partitions,
                                 run_ids=status.run_ids)
@@ -228,8 +229,9 @@ def list_(
     "anachron backfill status flows.py 8115535659a443f9 --wait  # watch it, coordinating it if nobody does"))
 def status(
     positionals: Positionals = None, module: ModuleOption = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Watch until it ends (and coordinate it when no live "
-                                                       "process does); needs TARGET. Exit code as for create.")] = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Watch until it ends (and coordinate it when no live process does); needs TARGET. "
+                       "Exit code as for create.")] = False,
     output: OutputOption = Output.text, quiet: QuietOption = False, db: DbOption = None,
 ) -> None:
     """Show a backfill: status, counts, and its failed partitions."""
@@ -243,7 +245,7 @@ def status(
             _check_workflows(repo, st)
             st = watch_backfill(repo, backfill_id, target.argv(), quiet=quiet or output is Output.json)
             if st is None:
-                raise typer.Exit(130)
+                raise typer.Exit(INTERRUPTED)
         if output is Output.json:
             write_json(st)
         else:
@@ -270,8 +272,6 @@ def _control(action: str, positionals, module, db, output) -> None:
             return
         prefix = target.argv() if target else ""
         typer.echo(f"backfill {backfill_id}: {before.status} → {st.status}")
-        from .common import note
-
         if action == "pause":
             note("runs in flight finish; no new ones start. "
                  f"Continue with `anachron backfill resume {backfill_id}`.")

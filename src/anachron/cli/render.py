@@ -19,7 +19,8 @@ from .progress import Display, watch
 FAILED_SHOWN = 5
 
 
-def watch_backfill(repo: ac.CodeRepository, backfill_id: str, prefix: str, quiet: bool = False) -> ac.BackfillStatus | None:
+def watch_backfill(repo: ac.CodeRepository, backfill_id: str, prefix: str,
+                   quiet: bool = False) -> ac.BackfillStatus | None:
     """Watch until the end. On Ctrl-C: ask (on a terminal) whether to cancel; ``None`` when it is left unfinished."""
     try:
         return watch(repo, backfill_id, Display(backfill_id, quiet=quiet))
@@ -126,7 +127,8 @@ def _failed_runs(repo: ac.CodeRepository, st: ac.BackfillStatus, out) -> None:
     runs = repo.list_runs(backfill_id=st.backfill_id, status="failed", limit=FAILED_SHOWN + 1)
     for run in runs[:FAILED_SHOWN]:
         keys = run.partition_key or _span(run.partition_keys)
-        out.print(f"  [red]failed[/red]  {escape(keys)}  {escape(first_line(run.error))}  [dim](run {run.run_id})[/dim]")
+        out.print(f"  [red]failed[/red]  {escape(keys)}  {escape(first_line(run.error))}  "
+                  f"[dim](run {run.run_id})[/dim]")
     if len(runs) > FAILED_SHOWN:
         out.print(f"  … more failed runs: anachron runs list --backfill {st.backfill_id} --status failed")
 

@@ -66,6 +66,10 @@ def run(
             write_json(result)
         else:
             _print_run(result, repo if logs else None)
+            if not result.is_finished:
+                target_text = f"{target.argv()} " if target.argv() else ""
+                note(f"run {result.run_id} is {result.status}: it runs while a process coordinates it, e.g. "
+                     f"`anachron runs show {target_text}{result.run_id} --wait` (or the daemon).")
     raise typer.Exit(FAILED if result.status in ("failed", "canceled") else OK)
 
 
