@@ -304,3 +304,37 @@ def test_list_backfills_filters(repo):
     assert {x.backfill_id for x in repo.list_backfills()} == {a.backfill_id, b.backfill_id}
     assert [x.backfill_id for x in repo.list_backfills(status="failed")] == [b.backfill_id]
     assert [x.backfill_id for x in repo.list_backfills(workflow="daily_etl")] == [a.backfill_id]
+
+
+def test_pause_from_another_process_holds(storage_url, make_repo):
+    leader = make_repo([flaky], storage=storage_url, executor=ac.InProcessExecutor(4))
+    other = make_repo([flaky], storage=storage_url, executor=ac.InProcessExecutor(1))  # as a second process
+    result = leader.backfill(flaky, partition_keys=days(1, 31), params={"delay": 0.1}, max_concurrency=4, block=False)
+    bid = result.backfill_id
+    wait_until(lambda: other.get_backfill(bid).completed_partitions >= 4)
+    other.pause_backfill(bid)
+    wait_until(lambda: other.get_backfill(bid).running_runs == 0, timeout=5)
+    held = other.get_backfill(bid)
+    time.sleep(0.8)  # several of the leader's poll intervals, while its runs were finishing
+    later = other.get_backfill(bid)
+    assert later.status == "paused" and later.running_runs == 0
+    assert later.completed_partitions == held.completed_partitions < 31
+    other.resume_backfill(bid)
+    assert leader.wait_backfill(bid, timeout=20).status == "completed"
+
+
+def test_coordinate_false_leaves_it_to_the_next_waiter(storage_url, make_repo):
+    submitter = make_repo([daily_etl], storage=storage_url, executor=ac.InProcessExecutor(2))
+    result = submitter.backfill(daily_etl, partition_keys=days(1, 5), block=False, coordinate=False)
+    time.sleep(0.3)
+    status = submitter.get_backfill(result.backfill_id)
+    assert status.status == "requested" and status.completed_partitions == 0 and status.run_ids == []
+    waiter = make_repo([daily_etl], storage=storage_url, executor=ac.InProcessExecutor(2))
+    assert waiter.wait_backfill(result.backfill_id, timeout=20).status == "completed"
+
+
+def test_status_without_run_ids(repo):
+    result = repo.backfill(daily_etl, partition_keys=days(1, 3))
+    assert len(repo.get_backfill(result.backfill_id).run_ids) == 3
+    light = repo.get_backfill(result.backfill_id, include_run_ids=False)
+    assert light.run_ids == [] and light.completed_partitions == 3

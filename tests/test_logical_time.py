@@ -133,3 +133,11 @@ def test_wall_clock_is_untouched_inside_runs(repo):
     seen = fb.SEEN[0]
     assert seen["time"] < 1767225610  # logical: 2026-01-01
     assert abs(seen["wall"] - time.time()) < 10  # time.time() still reads the real clock
+
+
+def test_malformed_time_fails_a_partition_run_too(repo):
+    run = repo.run(daily_etl, partition_key="2024-01-05", environ={"ANACHRON_TIME": "garbage"})
+    assert run.status == "failed" and "ANACHRON_TIME" in run.error
+    assert fb.SEEN == []
+    with pytest.raises(ac.LogicalTimeError, match="STARLARK_TIME"):
+        ac.create_context({"STARLARK_TIME": "garbage"}).run(daily_etl, partition_key="2024-01-05")

@@ -124,3 +124,11 @@ def test_a_task_can_run_alone():
 def test_in_memory_storage(make_repo):
     repo = make_repo([fb.manual], storage="sqlite://", executor=ac.InProcessExecutor(2))
     assert repo.run(fb.manual).status == "success"
+
+
+def test_storage_opens_on_first_use(tmp_path):
+    path = tmp_path / "lazy" / "anachron.db"
+    repo = ac.CodeRepository([fb.manual], storage=f"sqlite:///{path}", executor=ac.InProcessExecutor(1))
+    assert not path.exists()  # defining a repository touches nothing (worker processes import it)
+    assert repo.list_runs() == [] and path.exists()
+    repo.close()

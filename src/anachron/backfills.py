@@ -26,12 +26,15 @@ def backfill(self, workflow: str | Workflow | None = None, selection: Sequence[s
              tags: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
              config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
              reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
-             block: bool = True, dry_run: bool = False) -> BackfillResult:
-    """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2."""
+             block: bool = True, dry_run: bool = False, coordinate: bool = True) -> BackfillResult:
+    """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2.
+
+    ``coordinate=False`` (with ``block=False``) only stores the backfill, ``requested``: the daemon or
+    the next process that waits on it leads it."""
     workflows = _targets(self, workflow, selection)
     selection_ = selection_spec(partition_keys, partition_range, start, end, now=self._now())
     return _create(self, workflows, selection_, strategy, failure_policy, max_concurrency, tags, config, params,
-                   reprocess, order, idempotency_key, block, dry_run)
+                   reprocess, order, idempotency_key, block, dry_run, coordinate=coordinate)
 
 
 def backfill_schedule(self, workflow: str | Workflow, trigger_id: str = "schedule", start=None, end=None,
@@ -69,7 +72,7 @@ def _targets(self, workflow, selection) -> list[Workflow]:
 
 def _create(self, workflows: list[Workflow], selection_: dict, strategy, failure_policy, max_concurrency, tags,
             config, params, reprocess, order, idempotency_key, block, dry_run, extra_tags=None,
-            unknown: Mapping[str, Any] | None = None) -> BackfillResult:
+            unknown: Mapping[str, Any] | None = None, coordinate: bool = True) -> BackfillResult:
     if unknown:
         raise ValueError(f"{next(iter(unknown))}: unknown option")
     if failure_policy not in FAILURE_POLICIES:
@@ -132,7 +135,7 @@ def _create(self, workflows: list[Workflow], selection_: dict, strategy, failure
             raise
         with self.storage.read() as s:
             backfill_id = s.backfill_by_idempotency_key(idempotency_key).backfill_id
-    if not empty:
+    if not empty and (coordinate or block):
         self._coordinator.lead(backfill_id)
     return _result(self, backfill_id, block, plan)
 
@@ -223,7 +226,8 @@ def cancel_backfill(self, backfill_id: str) -> bool:
     return leads
 
 
-def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False) -> BackfillResult:
+def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
+                   coordinate: bool = True) -> BackfillResult:
     """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
     with self.storage.read() as s:
         row = _row_or_raise(s, backfill_id)
@@ -246,4 +250,4 @@ def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = F
     return _create(self, workflows, selection_, BackfillStrategy.from_dict(spec_strategy) if spec_strategy else None,
                    request["failure_policy"], request["max_concurrency"], tags, request["config"],
                    request["params"], "all", request["plan"]["order"], None, block, dry_run,
-                   extra_tags={RERUN_OF_TAG: backfill_id})
+                   extra_tags={RERUN_OF_TAG: backfill_id}, coordinate=coordinate)

@@ -37,7 +37,8 @@ class DevContext:
             if workflow.partitions is None:
                 raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
             window = partition_window(workflow, keys)
-        logical = window[1] if window else (time_from_environ(environ) or time_from_environ(os.environ) or wall_clock())
+        env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
+        logical = window[1] if window else (env_time or time_from_environ(os.environ) or wall_clock())
         run_id = f"dev-{uuid.uuid4().hex[:12]}"
         job = RunJob(run_id, 1, workflow.name, (workflow.module, workflow.qualname, workflow.source_file),
                      partition_key, keys, window, logical, None, dict(params), dict(workflow.tags), None, environ)

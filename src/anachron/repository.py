@@ -20,7 +20,7 @@ from .engine.runs import new_run_id, partition_window
 from .models import (FAILED, MISSING, PRIORITY_TAG, QUEUED, REGULAR_PRIORITY, BackfillResult, BackfillStatus,
                      NotFoundError, Run, RunQueueConfig)
 from .planning import BackfillPlan, build_plan
-from .storage import Storage
+from .storage import Storage, default_url, normalize_url
 from .storage.codec import dumps, ts
 
 WAIT_SLICE = 0.5
@@ -54,17 +54,28 @@ class CodeRepository:
         self.run_queue = run_queue or RunQueueConfig()
         self.lease_seconds = float(lease_seconds)
         self._clock = clock or wall_clock
-        self.storage = storage if isinstance(storage, Storage) else Storage(storage)
-        if self.storage.is_memory and self.run_queue.pools and not self.executor.shares_memory:
+        self._storage = storage if isinstance(storage, Storage) else None
+        self.storage_url = storage.url if isinstance(storage, Storage) else normalize_url(storage or default_url())
+        if _is_memory(self.storage_url) and self.run_queue.pools and not self.executor.shares_memory:
             raise ValueError("run_queue.pools: an in-memory database (sqlite://) cannot be shared with worker "
                              "processes; use a file or PostgreSQL, or InProcessExecutor")
         self._limits = QueueLimits(self.run_queue.max_concurrent_runs,
                                    {n: w.max_concurrent_runs for n, w in self._workflows.items()
                                     if w.max_concurrent_runs},
                                    tuple(self.run_queue.tag_concurrency_limits), self.run_queue.priority_aging_seconds)
+        self._lock = threading.Lock()
         self._coordinator = Coordinator(self)
         self._gate: PoolGate | None = None
-        self._lock = threading.Lock()
+
+    @property
+    def storage(self) -> Storage:
+        """The storage, opened (and migrated) on first use — not when the repository is defined, so a
+        module that defines one can be imported anywhere (worker processes do) without touching it."""
+        if self._storage is None:
+            with self._lock:
+                if self._storage is None:
+                    self._storage = Storage(self.storage_url)
+        return self._storage
 
     # -- plumbing used by the engine ------------------------------------------------------------
     def _now(self) -> datetime:
@@ -133,15 +144,16 @@ class CodeRepository:
             if existing is not None:
                 return self.wait_run(existing.run_id) if block and not existing.is_finished else existing
         error = None
-        if window is not None:
-            logical = window[1]
-        elif scheduled_time is not None:
-            logical = scheduled_time
-        else:
-            try:
-                logical = time_from_environ(environ) or time_from_environ(os.environ) or now
-            except LogicalTimeError as exc:
-                logical, error = now, str(exc)
+        try:  # a malformed ANACHRON_TIME in the run's environment fails the run, whatever decides its time
+            env_time = time_from_environ(environ)
+            if window is not None:
+                logical = window[1]
+            elif scheduled_time is not None:
+                logical = scheduled_time
+            else:
+                logical = env_time or time_from_environ(os.environ) or now
+        except LogicalTimeError as exc:
+            logical, error = now, str(exc)
         row = {
             "run_id": new_run_id(), "workflow": wf.name, "status": FAILED if error else QUEUED, "keys": keys,
             "params": dumps(params), "tags": dumps(run_tags), "priority": priority, "backfill_id": None,
@@ -262,9 +274,10 @@ class CodeRepository:
     cancel_backfill = _backfills.cancel_backfill
     wait_backfill = _backfills.wait_backfill
 
-    def get_backfill(self, backfill_id: str) -> BackfillStatus | None:
+    def get_backfill(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
+        """The backfill's status, or ``None``. Pass ``include_run_ids=False`` when polling a big one."""
         with self.storage.read() as s:
-            return s.backfill_status(backfill_id)
+            return s.backfill_status(backfill_id, include_run_ids)
 
     def list_backfills(self, status: str | Sequence[str] | None = None,
                        workflow: str | Workflow | None = None) -> list[BackfillStatus]:
@@ -277,13 +290,18 @@ class CodeRepository:
     def close(self) -> None:
         """Stop coordinating (leases are released) and close storage."""
         self._coordinator.stop()
-        self.storage.close()
+        if self._storage is not None:
+            self._storage.close()
 
     def __enter__(self) -> "CodeRepository":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _is_memory(url: str) -> bool:
+    return url.startswith("sqlite") and url.split("://", 1)[1] in ("", "/", "/:memory:")
 
 
 def _priority(tags: Mapping[str, str], default: int) -> int:

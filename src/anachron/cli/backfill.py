@@ -108,7 +108,8 @@ def create(
             else:
                 print_dry_run(result, wf.name, options.get("strategy") or wf.backfill_strategy)
             return
-        result = repo.backfill(wf.name, block=False, **options)
+        # --no-wait only stores the backfill: the daemon, or whoever waits on it, leads it
+        result = repo.backfill(wf.name, block=False, coordinate=not no_wait, **options)
         code = _follow(repo, result, target, wait=not no_wait, output=output, quiet=quiet)
     raise typer.Exit(code)
 
@@ -334,7 +335,7 @@ def rerun(
             else:
                 print_dry_run(result, ", ".join(st.workflows), None)
             return
-        result = repo.rerun_backfill(backfill_id, block=False)
+        result = repo.rerun_backfill(backfill_id, block=False, coordinate=not no_wait)
         code = _follow(repo, result, target, wait=not no_wait, output=output, quiet=quiet)
     raise typer.Exit(code)
 

@@ -166,7 +166,7 @@ def watch(repo: ac.CodeRepository, backfill_id: str, display: Display) -> ac.Bac
             try:
                 final = repo.wait_backfill(backfill_id, timeout=POLL_SECONDS)
             except TimeoutError:
-                st = repo.get_backfill(backfill_id)
+                st = repo.get_backfill(backfill_id, include_run_ids=False)
                 if st is not None:
                     display.update(st)
                 continue

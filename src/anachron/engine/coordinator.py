@@ -46,7 +46,6 @@ class LedBackfill:
 class Coordinator:
     def __init__(self, repo, poll_seconds: float = 0.25):
         self.repo = repo
-        self.storage = repo.storage
         self.executor = repo.executor
         self.clock: Callable[[], float] = repo._now_ts
         self.lease_seconds = repo.lease_seconds
@@ -70,6 +69,10 @@ class Coordinator:
         self._backfills_changed = False
         self._lock = threading.Lock()
         self.version = 0
+
+    @property
+    def storage(self):
+        return self.repo.storage
 
     # -- life cycle -----------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -273,10 +276,10 @@ class Coordinator:
                 # Compare-and-set first: a leader that lost its lease writes nothing (the unique
                 # idempotency key would stop a duplicate run anyway).
                 if not s.advance_cursor(backfill_id, self.worker_id, row.cursor, row.cursor + count, now):
-                    del self._led[backfill_id]
+                    self._control_dirty = True  # paused, canceled or taken over meanwhile: look again
                     continue
                 s.insert_runs(materialize_rows(self.repo, led, row, count, now))
-                row.cursor, row.status = row.cursor + count, IN_PROGRESS
+                row.cursor += count
                 changed = True
                 continue
             if n_active == 0 and (stop or row.cursor >= row.total_runs):

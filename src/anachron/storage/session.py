@@ -51,8 +51,9 @@ _ACTIVE_COUNTS = (select(runs.c.backfill_id, func.count())
                   .group_by(runs.c.backfill_id))
 _ADVANCE_CURSOR = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"),
                                            backfills.c.owner == bindparam("b_owner"),
-                                           backfills.c.cursor == bindparam("old"))
-                   .values(cursor=bindparam("new"), status=IN_PROGRESS, updated_at=bindparam("now")))
+                                           backfills.c.cursor == bindparam("old"),
+                                           backfills.c.status == IN_PROGRESS)
+                   .values(cursor=bindparam("new"), updated_at=bindparam("now")))
 _INSERT_RUNS = insert(runs)
 _INSERT_RUN_PARTITIONS = insert(run_partitions)
 _INSERT_LOGS = insert(run_logs)
@@ -291,14 +292,14 @@ class Session:
     def backfill_by_idempotency_key(self, key: str):
         return self.conn.execute(select(backfills).where(backfills.c.idempotency_key == key)).first()
 
-    def backfill_status(self, backfill_id: str) -> BackfillStatus | None:
+    def backfill_status(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
         row = self.backfill_row(backfill_id)
         if row is None:
             return None
         active = dict(self.conn.execute(select(runs.c.status, func.count()).where(
             runs.c.backfill_id == backfill_id, runs.c.status.in_((QUEUED, RUNNING))).group_by(runs.c.status)).all())
-        return row_to_backfill(row, self.run_ids_of_backfill(backfill_id), active.get(QUEUED, 0),
-                               active.get(RUNNING, 0))
+        run_ids = self.run_ids_of_backfill(backfill_id) if include_run_ids else []
+        return row_to_backfill(row, run_ids, active.get(QUEUED, 0), active.get(RUNNING, 0))
 
     def list_backfills(self, status: str | Sequence[str] | None = None, workflow: str | None = None) -> list:
         query = select(backfills).order_by(backfills.c.created_at.desc())
@@ -331,7 +332,8 @@ class Session:
         return dict(self.conn.execute(_ACTIVE_COUNTS, {"r_owner": owner}).all())
 
     def advance_cursor(self, backfill_id: str, owner: str, old: int, new: int, now: float) -> bool:
-        """Move a backfill's cursor, only if ``owner`` still leads it and nobody moved it meanwhile."""
+        """Move a backfill's cursor, only if ``owner`` still leads it, nobody moved it meanwhile and it is
+        still in progress (not paused or canceled since we last looked)."""
         return self.conn.execute(_ADVANCE_CURSOR, {"bid": backfill_id, "b_owner": owner, "old": old, "new": new,
                                                    "now": now}).rowcount == 1
 
