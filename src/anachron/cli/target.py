@@ -166,10 +166,9 @@ def repository(target: Target | None, db: str | None, config: Config, *,
         chosen = loaded.repository()
         if chosen is not None:
             _, found = chosen
-            if url is None or _same_url(url, found.storage.url):
-                repo = found
-            else:
-                found.storage.close()
+            if url is None or _same_url(url, found.storage_url):
+                repo = _open(lambda: found, url)
+            else:  # its own storage is never opened (a repository opens storage on first use)
                 repo = _open(lambda: ac.CodeRepository(found.workflows, storage=url, executor=found.executor,
                                                        run_queue=found.run_queue, lease_seconds=found.lease_seconds),
                              url)
@@ -205,7 +204,10 @@ def _open(factory, url: str | None):
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return factory()
+        opened = factory()
+        if isinstance(opened, ac.CodeRepository):
+            opened.storage  # open it now, so a bad --db is reported here in one line
+        return opened
     except SQLAlchemyError as exc:
         shown = mask(url) if url else "the default database"
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
