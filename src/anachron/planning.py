@@ -180,6 +180,29 @@ class SelectedKeys(_LazySequence):
             i = self._len - 1 - i
         return self._keys[self._base_index(i)]
 
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self._len)
+            if step == 1:  # a run's batch: hand whole stretches to the partition sequence's own slicing
+                return self._stretch(start, max(start, stop))
+        return super().__getitem__(i)
+
+    def _stretch(self, start: int, stop: int) -> list[str]:
+        lo, hi = (self._len - stop, self._len - start) if self._newest_first else (start, stop)
+        keys: list[str] = []
+        ranges = self._ranges if self._ranges is not None else [(0, self._len)]
+        offset = 0
+        for a, b in ranges:
+            first, last = max(lo - offset, 0), min(hi - offset, b - a)
+            if first < last:
+                keys.extend(self._keys[a + first:a + last])
+            offset += b - a
+            if offset >= hi:
+                break
+        if self._newest_first:
+            keys.reverse()
+        return keys
+
     def __iter__(self) -> Iterator[str]:
         if self._ranges is None:
             yield from (reversed(self._keys) if self._newest_first else self._keys)
