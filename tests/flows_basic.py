@@ -154,3 +154,18 @@ def pooled():
 @ac.workflow
 def wall_clock_user():
     return {"now": ac.now(), "time": ac.time()}
+
+
+@ac.task(timeout=0.3)
+def deaf():
+    """Ignores the timeout alarm, as a task stuck in C code would."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(30)
+
+
+@ac.workflow
+def stuck():
+    ac.context().log.info("pid %d", os.getpid())
+    deaf()

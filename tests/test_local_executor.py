@@ -50,7 +50,7 @@ def run_pid(repo, run_id):
 
 @pytest.fixture
 def repo(sqlite_url, make_repo):
-    return make_repo([fb.daily_etl, fb.sleepy, fb.timing_out, fb.flaky, fb.pooled], storage=sqlite_url,
+    return make_repo([fb.daily_etl, fb.sleepy, fb.timing_out, fb.flaky, fb.pooled, fb.stuck], storage=sqlite_url,
                      executor=ac.LocalExecutor(max_workers=2), run_queue=ac.RunQueueConfig(pools={"warehouse": 1}))
 
 
@@ -126,3 +126,11 @@ def _children(ppid: int) -> list[int]:
     out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines()
             if int(line.split()[1]) == ppid and "multiprocessing" in line]
+
+
+def test_a_task_that_ignores_its_timeout_gets_its_process_killed(repo):
+    started = time.monotonic()
+    run = repo.run(fb.stuck)
+    assert run.status == "failed" and "timeout" in run.error and "killed" in run.error
+    assert time.monotonic() - started < 10  # 0.3 s timeout + 2 s grace, not the task's 30 s
+    assert repo.run(fb.daily_etl, partition_key="2024-01-02").status == "success"  # a fresh worker serves on

@@ -58,6 +58,7 @@ class RunContext:
     failed_partitions: dict[str, str] = field(default_factory=dict)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _pools: Any = field(default=None, repr=False)  # a PoolGate, when the instance has pools
+    _on_deadline: Any = field(default=None, repr=False)  # tells a process executor when a task must end
     _started: float = field(default_factory=_time.monotonic, repr=False)
 
     def mark_partition_failed(self, key: str, error: str | BaseException) -> None:

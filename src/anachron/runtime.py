@@ -93,7 +93,7 @@ def load_workflow(ref: tuple[str | None, str, str | None]):
 
 
 def execute(job: RunJob, workflow, cancel_event: threading.Event | None = None, pools=None,
-            apply_environ: bool = False) -> RunOutcome:
+            apply_environ: bool = False, on_deadline: Callable[[float | None], None] | None = None) -> RunOutcome:
     """Run ``workflow`` for ``job`` in the current thread and report how it went."""
     logger, collector = make_run_logger(job.run_id)
     started = datetime.now(timezone.utc)
@@ -103,6 +103,7 @@ def execute(job: RunJob, workflow, cancel_event: threading.Event | None = None, 
         logical_time=job.logical_time, scheduled_time=job.scheduled_time, params=dict(job.params),
         tags=dict(job.tags), backfill_id=job.backfill_id, attempt=job.attempt, log=logger,
         environ=dict(job.environ), _cancel=cancel_event or threading.Event(), _pools=pools,
+        _on_deadline=on_deadline,
     )
     status, error, result, exception = SUCCESS, None, None, None
     ctx_token = bind_context(ctx)
@@ -159,7 +160,8 @@ def call_task(task, args: tuple, kwargs: dict) -> Any:
             ctx.raise_if_canceled()
         try:
             with _pool_slot(ctx, task):
-                return _with_timeout(task.fn, args, kwargs, task.timeout, task.name)
+                return _with_timeout(task.fn, args, kwargs, task.timeout, task.name,
+                                     ctx._on_deadline if ctx is not None else None)
         except RunCanceled:
             raise
         except Exception as exc:
@@ -181,7 +183,8 @@ def _pool_slot(ctx: RunContext | None, task):
         yield
 
 
-def _with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float | None, name: str) -> Any:
+def _with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float | None, name: str,
+                  on_deadline: Callable[[float | None], None] | None = None) -> Any:
     if timeout is None:
         return fn(*args, **kwargs)
     message = f"task {name} timed out after {timeout:g} s"
@@ -191,11 +194,15 @@ def _with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float | None
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
+        if on_deadline is not None:  # a process executor kills us if the alarm cannot stop the task
+            on_deadline(_time.time() + timeout)
         try:
             return fn(*args, **kwargs)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            if on_deadline is not None:
+                on_deadline(None)
     # In a worker thread a task cannot be interrupted: run it in a helper thread and stop waiting.
     import contextvars
 

@@ -14,6 +14,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 
 from ...models import CANCELED, FAILED
@@ -21,6 +22,7 @@ from ...runtime import RunJob, RunOutcome
 from .base import Executor
 
 _STOP = None
+KILL_GRACE_SECONDS = 2.0  # after a task's timeout, how long the worker's own alarm gets before a kill
 
 
 class LocalExecutor(Executor):
@@ -103,15 +105,30 @@ class _Slot:
 
     def run(self, job: RunJob) -> RunOutcome:
         started = datetime.now(timezone.utc)
+        deadline: float | None = None  # of the task running now, as the worker reported it
         try:
             self.conn.send(job)
-            return self.conn.recv()
+            while True:
+                wait = None if deadline is None else max(0.0, deadline + KILL_GRACE_SECONDS - time.time())
+                if self.conn.poll(wait):
+                    message = self.conn.recv()
+                    if isinstance(message, tuple) and message[0] == "deadline":
+                        deadline = message[1]
+                        continue
+                    return message
+                with self.lock:  # the task outlived its timeout and the alarm did not stop it
+                    self.killed_for = f"timeout:{job.run_id}"
+                    _kill_group(self.process.pid)
         except (EOFError, OSError, BrokenPipeError):
             with self.lock:
-                killed = self.killed_for == job.run_id
+                killed = self.killed_for
                 self.process = None
-            status = CANCELED if killed else FAILED
-            error = "canceled: worker process killed" if killed else "worker process died while running the run"
+            if killed == job.run_id:
+                status, error = CANCELED, "canceled: worker process killed"
+            elif killed == f"timeout:{job.run_id}":
+                status, error = FAILED, "a task outlived its timeout; its worker process was killed"
+            else:
+                status, error = FAILED, "worker process died while running the run"
             return RunOutcome(job.run_id, job.attempt, status, error, [], {}, started, datetime.now(timezone.utc))
 
     def kill_if_running(self, run_id: str) -> bool:
@@ -184,7 +201,8 @@ def worker_main(conn, sys_path: list[str], parent_pid: int) -> None:
                 gate = gates.get(job.storage_url)
                 if gate is None:
                     gate = gates[job.storage_url] = PoolGate.connect(job.storage_url, job.pools)
-            outcome = execute(job, workflow, None, gate, apply_environ=True)
+            outcome = execute(job, workflow, None, gate, apply_environ=True,
+                              on_deadline=lambda at: conn.send(("deadline", at)))
         except BaseException as exc:  # noqa: BLE001 - loading failures are the run's failure
             now = datetime.now(timezone.utc)
             outcome = RunOutcome(job.run_id, job.attempt, FAILED, f"{type(exc).__name__}: {exc}", [], {}, now, now)
