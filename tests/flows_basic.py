@@ -169,3 +169,8 @@ def deaf():
 def stuck():
     ac.context().log.info("pid %d", os.getpid())
     deaf()
+
+
+@ac.workflow(partitions=ac.DynamicPartitions("customers"))
+def per_customer():
+    _observe()

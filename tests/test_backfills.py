@@ -8,9 +8,9 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
-from flows_basic import batch_marks, daily_etl, flaky, morning_report, regional, sleepy
+from flows_basic import batch_marks, daily_etl, flaky, morning_report, per_customer, regional, sleepy
 
-ALL = [daily_etl, flaky, batch_marks, regional, morning_report, sleepy]
+ALL = [daily_etl, flaky, batch_marks, regional, morning_report, sleepy, per_customer]
 
 
 @pytest.fixture(autouse=True)
@@ -338,3 +338,17 @@ def test_status_without_run_ids(repo):
     assert len(repo.get_backfill(result.backfill_id).run_ids) == 3
     light = repo.get_backfill(result.backfill_id, include_run_ids=False)
     assert light.run_ids == [] and light.completed_partitions == 3
+
+
+def test_dynamic_partitions_are_added_through_the_repository(repo):
+    assert repo.add_dynamic_partitions("customers", ["acme", "globex"]) == 2
+    assert repo.add_dynamic_partitions("customers", ["acme", "initech"]) == 1
+    assert repo.get_dynamic_partitions("customers") == ["acme", "globex", "initech"]
+    result = repo.backfill(per_customer)  # no selection: every key
+    assert result.status == "completed" and sorted(s["key"] for s in fb.SEEN) == ["acme", "globex", "initech"]
+    with pytest.raises(ValueError, match="umbrella"):
+        repo.backfill(per_customer, partition_keys=["umbrella"])
+    with pytest.raises(ValueError, match="a|b"):
+        repo.add_dynamic_partitions("customers", ["a|b"])
+    assert repo.delete_dynamic_partition("customers", "globex") is True
+    assert repo.partition_status(per_customer) == {"acme": "success", "initech": "success"}

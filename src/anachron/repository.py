@@ -19,6 +19,7 @@ from .engine.queue import QueueLimits
 from .engine.runs import new_run_id, partition_window
 from .models import (FAILED, MISSING, PRIORITY_TAG, QUEUED, REGULAR_PRIORITY, BackfillResult, BackfillStatus,
                      NotFoundError, Run, RunQueueConfig)
+from .partitions import DynamicPartitions
 from .planning import BackfillPlan, build_plan
 from .storage import Storage, default_url, normalize_url
 from .storage.codec import dumps, ts
@@ -249,13 +250,11 @@ class CodeRepository:
     # -- dynamic partitions -----------------------------------------------------------------------
     def add_dynamic_partitions(self, name: str, keys: Sequence[str]) -> int:
         """Add keys to a ``DynamicPartitions`` set; returns how many were new."""
-        if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys):
-            raise ValueError("keys: expected a list of non-empty strings")
-        for key in keys:
-            if "|" in key or "=" in key:
-                raise ValueError(f"keys: {key!r} may not contain '|' or '='")
+        if isinstance(keys, str):
+            raise ValueError("keys: expected a list of keys, not one string")
+        checked = DynamicPartitions.validate_new_keys(keys)
         with self.storage.write() as s:
-            return s.add_dynamic_keys(name, list(keys))
+            return s.add_dynamic_keys(name, checked)
 
     def delete_dynamic_partition(self, name: str, key: str) -> bool:
         with self.storage.write() as s:
