@@ -8,6 +8,7 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
+from helpers import wait_until
 from flows_basic import batch_marks, daily_etl, flaky, morning_report, per_customer, regional, sleepy
 
 ALL = [daily_etl, flaky, batch_marks, regional, morning_report, sleepy, per_customer]
@@ -27,15 +28,6 @@ def repo(storage_url, make_repo):
 
 def days(start: int, end: int) -> list[str]:
     return [f"2024-01-{d:02d}" for d in range(start, end + 1)]
-
-
-def wait_until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 def test_multi_run_backfill_runs_each_partition_once(repo):

@@ -17,6 +17,7 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
+from helpers import alive, children, wait_for
 
 TESTS = Path(__file__).parent
 KEYS = [f"2024-01-{d:02d}" for d in range(1, 31)]
@@ -57,14 +58,14 @@ def test_sigkill_mid_backfill_then_take_over(backend, tmp_path, request):
             if status.completed_partitions >= 5 and status.running_runs >= 1:
                 break
             time.sleep(0.02)
-        workers = _children(first.pid)
+        workers = children(first.pid, "spawn_main")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         # what the dead process left running (nothing can change these until someone takes over)
         in_flight = {r.run_id for r in observer.list_runs(backfill_id=backfill_id, status="running", limit=None)}
         assert in_flight and workers
         # the workers die with their parent
-        assert _wait(lambda: not any(_alive(p) for p in workers), 5), "worker processes outlived the coordinator"
+        assert wait_for(lambda: not any(alive(p) for p in workers), 5), "worker processes outlived the coordinator"
 
         second = subprocess.run([sys.executable, str(script), "wait", backfill_id], capture_output=True,
                                 text=True, timeout=180)
@@ -82,26 +83,3 @@ def test_sigkill_mid_backfill_then_take_over(backend, tmp_path, request):
         observer.close()
         if first.poll() is None:
             first.kill()
-
-
-def _children(ppid: int) -> list[int]:
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if int(line.split()[1]) == ppid
-            and "spawn_main" in line]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

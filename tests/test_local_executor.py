@@ -15,30 +15,9 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
+from helpers import alive, children, wait_for
 
 TESTS = Path(__file__).parent
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie counts as dead
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def run_pid(repo, run_id):
@@ -76,20 +55,13 @@ def test_canceling_a_running_run_kills_its_process(repo):
     # logs are stored when a run ends, so find the workers from the process table
     assert wait_for(lambda: repo.get_run(run.run_id).status == "running")
     time.sleep(0.3)
-    workers = worker_pids()
+    workers = children(os.getpid())
     assert workers, "no worker process found"
     repo.cancel_run(run.run_id)
     assert repo.wait_run(run.run_id, timeout=5).status == "canceled"
-    assert wait_for(lambda: any(not pid_alive(p) for p in workers), timeout=5)
+    assert wait_for(lambda: any(not alive(p) for p in workers), timeout=5)
     # the executor replaces the killed worker and keeps serving
     assert repo.run(fb.daily_etl, partition_key="2024-01-02").status == "success"
-
-
-def worker_pids() -> list[int]:
-    me = os.getpid()
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines()
-            if int(line.split()[1]) == me and "multiprocessing" in line]
 
 
 def test_pools_hold_across_worker_processes(repo):
@@ -112,25 +84,11 @@ def test_workers_die_with_their_parent(tmp_path):
     """))
     parent = subprocess.Popen([sys.executable, str(script)])
     try:
-        children = []
-        assert wait_for(lambda: bool(children.extend(_children(parent.pid)) or children), timeout=20)
+        found: list[int] = []
+        assert wait_for(lambda: bool(found.extend(children(parent.pid)) or found), timeout=20)
         parent.send_signal(signal.SIGKILL)
         parent.wait(5)
-        assert wait_for(lambda: not any(pid_alive(c) for c in children), timeout=5), "workers outlived the parent"
+        assert wait_for(lambda: not any(alive(c) for c in found), timeout=5), "workers outlived the parent"
     finally:
         if parent.poll() is None:
             parent.kill()
-
-
-def _children(ppid: int) -> list[int]:
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines()
-            if int(line.split()[1]) == ppid and "multiprocessing" in line]
-
-
-def test_a_task_that_ignores_its_timeout_gets_its_process_killed(repo):
-    started = time.monotonic()
-    run = repo.run(fb.stuck)
-    assert run.status == "failed" and "timeout" in run.error and "killed" in run.error
-    assert time.monotonic() - started < 10  # 0.3 s timeout + 2 s grace, not the task's 30 s
-    assert repo.run(fb.daily_etl, partition_key="2024-01-02").status == "success"  # a fresh worker serves on

@@ -8,6 +8,7 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
+from helpers import wait_until
 from anachron.engine.queue import ActiveRun, QueueLimits, QueuedRun, effective_priority, select_runs
 
 ME = "me"
@@ -83,15 +84,6 @@ def test_run_queue_config_validation():
         ac.RunQueueConfig(priority_aging_seconds=0)
 
 
-def _wait(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.parametrize("waited, first", [(60, "regular"), (700, "backfill")])
 def test_coordinator_priority_and_aging_with_a_controllable_clock(storage_url, make_repo, fake_clock, waited, first):
     fb.reset()
@@ -99,9 +91,9 @@ def test_coordinator_priority_and_aging_with_a_controllable_clock(storage_url, m
                      run_queue=ac.RunQueueConfig(max_concurrent_runs=1, priority_aging_seconds=60), clock=fake_clock)
     blocker = repo.run(fb.sleepy, partition_key="2024-06-30", params={"seconds": 0.5},
                        block=False)
-    _wait(lambda: repo.get_run(blocker.run_id).status == "running")
+    wait_until(lambda: repo.get_run(blocker.run_id).status == "running")
     backfill = repo.backfill(fb.flaky, partition_keys=["2024-01-01"], block=False)
-    _wait(lambda: repo.get_backfill(backfill.backfill_id).queued_runs == 1)
+    wait_until(lambda: repo.get_backfill(backfill.backfill_id).queued_runs == 1)
     fake_clock.advance(waited)
     regular = repo.run(fb.flaky, partition_key="2024-02-01", block=False)
     repo.wait_backfill(backfill.backfill_id, timeout=20)
