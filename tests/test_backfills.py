@@ -344,3 +344,13 @@ def test_dynamic_partitions_are_added_through_the_repository(repo):
         repo.add_dynamic_partitions("customers", ["a|b"])
     assert repo.delete_dynamic_partition("customers", "globex") is True
     assert repo.partition_status(per_customer) == {"acme": "success", "initech": "success"}
+
+
+def test_a_process_without_the_workflow_waits_without_leading(storage_url, make_repo):
+    submitter = make_repo([daily_etl], storage=storage_url, executor=ac.InProcessExecutor(2))
+    result = submitter.backfill(daily_etl, partition_keys=days(1, 3), block=False, coordinate=False)
+    stranger = make_repo([flaky], storage=storage_url, executor=ac.InProcessExecutor(2))
+    with pytest.raises(TimeoutError):
+        stranger.wait_backfill(result.backfill_id, timeout=0.6)
+    assert stranger.get_backfill(result.backfill_id).status == "requested"
+    assert submitter.wait_backfill(result.backfill_id, timeout=20).status == "completed"

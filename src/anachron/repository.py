@@ -193,7 +193,8 @@ class CodeRepository:
                 raise NotFoundError(f"run {run_id!r} not found")
             if run.is_finished:
                 return run
-            coordinator.adopt_run(run_id)
+            if run.workflow in self._claimable:  # we can finish it if the process running it died
+                coordinator.adopt_run(run_id)
             remaining = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - _time.monotonic())
             if remaining <= 0:
                 raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")

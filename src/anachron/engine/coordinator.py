@@ -219,9 +219,11 @@ class Coordinator:
         for backfill_id in list(self._adopt_backfills):
             row = s.backfill_row(backfill_id)
             self._adopt_backfills.discard(backfill_id)
-            if row is None or row.status in (COMPLETED, FAILED, CANCELED):
+            if row is None or row.status in (COMPLETED, FAILED, CANCELED) or backfill_id in self._led:
                 continue
-            if backfill_id in self._led:
+            if not set(loads(row.workflows)) <= self.repo._claimable:
+                log.warning("not leading backfill %s: this repository does not define all its workflows",
+                            backfill_id)
                 continue
             if not s.acquire_backfill(backfill_id, self.worker_id, live, now):
                 self._adopt_backfills.add(backfill_id)  # someone alive leads it; try again later
