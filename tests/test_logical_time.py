@@ -141,3 +141,16 @@ def test_malformed_time_fails_a_partition_run_too(repo):
     assert fb.SEEN == []
     with pytest.raises(ac.LogicalTimeError, match="STARLARK_TIME"):
         ac.create_context({"STARLARK_TIME": "garbage"}).run(daily_etl, partition_key="2024-01-05")
+
+
+def test_naive_time_ranges_are_read_in_the_partitions_timezone(sqlite_url, make_repo):
+    @ac.workflow(name="paris_daily", partitions=ac.DailyPartitions("2024-01-01", "2025-01-01", timezone="Europe/Paris"))
+    def paris_daily():
+        pass
+
+    repo = make_repo([paris_daily], storage=sqlite_url, executor=ac.InProcessExecutor(1))
+    naive = repo.backfill(paris_daily, start="2024-01-01", end="2024-03-31", dry_run=True)
+    assert naive.num_partitions == 91 and naive.partition_keys[0] == "2024-01-01"
+    aware = repo.backfill(paris_daily, start="2024-01-01T00:00:00+00:00", end="2024-03-31T00:00:00+00:00",
+                          dry_run=True)
+    assert aware.partition_keys[0] == "2024-01-02"  # Jan 1 in Paris began at 23:00 UTC the day before

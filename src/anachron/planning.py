@@ -12,14 +12,15 @@ import bisect
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Iterator, Mapping
 
 from .clock import to_datetime
 from .definitions import Workflow
 from .models import FAILED, MISSING
 from .partitions import KeySequence, MultiPartitions, PartitionKeyRange
-from .schedules import tick_key
+from .partitions.base import to_datetime as local_datetime
+from .schedules import tick_key, zone
 from .strategies import BATCHED, MULTI_RUN, PER_DIMENSION, SINGLE_RUN, BackfillStrategy
 
 REPROCESS = ("all", "failed_and_missing", "missing")
@@ -64,11 +65,17 @@ def selection_spec(partition_keys=None, partition_range=None, start=None, end=No
         end_dt = to_datetime(end, "end") if end is not None else now
         if end_dt is not None and end_dt < start_dt:
             raise ValueError(f"end: {end_dt.isoformat()} is before start {start_dt.isoformat()}")
-        spec = {"kind": "time", "start": start_dt.isoformat(), "end": end_dt.isoformat() if end_dt else None}
+        # Kept as given: a naive time is read in the partitions' (or schedule's) own timezone.
+        spec = {"kind": "time", "start": _time_text(start),
+                "end": _time_text(end) if end is not None else (now.isoformat() if now else None)}
         if trigger_id is not None:
             spec["trigger_id"] = trigger_id
         return spec
     return {"kind": "all"}
+
+
+def _time_text(value) -> str:
+    return value.isoformat() if isinstance(value, (datetime, date)) else str(value).strip()
 
 
 def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime,
@@ -91,8 +98,9 @@ def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime
             else workflow.schedule
         if schedule is None:
             raise ValueError(f"workflow: {workflow.name!r} has neither partitions nor a schedule to backfill")
-        end = to_datetime(selection["end"]) if selection.get("end") else now
-        ticks = [tick_key(t) for t in schedule.ticks(to_datetime(selection["start"]), end)]
+        tz = zone(schedule.timezone)
+        end = local_datetime(selection["end"], tz, "end") if selection.get("end") else now
+        ticks = [tick_key(t) for t in schedule.ticks(local_datetime(selection["start"], tz, "start"), end)]
         return KeySequence.from_list(ticks)
     if pdef is None:
         raise ValueError(f"workflow: {workflow.name!r} has no partitions; backfill it by start/end over its schedule")

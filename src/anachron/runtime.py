@@ -62,8 +62,26 @@ class RunOutcome:
     exception: BaseException | None = None  # in-process only (dev runs re-raise it)
 
 
+_loading = threading.local()
+
+
+def importing_in_worker() -> bool:
+    """True while a worker process imports user code to find workflows (its own start-up included)."""
+    import multiprocessing
+
+    return bool(getattr(_loading, "active", False) or getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
 def load_workflow(ref: tuple[str | None, str, str | None]):
     """Find a workflow object from its (module, qualname, file) reference, in a worker process."""
+    _loading.active = True
+    try:
+        return _load_workflow(ref)
+    finally:
+        _loading.active = False
+
+
+def _load_workflow(ref: tuple[str | None, str, str | None]):
     module_name, qualname, source_file = ref
     if "<locals>" in qualname:
         raise RuntimeError(

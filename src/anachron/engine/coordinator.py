@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..models import CANCELED, COMPLETED, FAILED, IN_PROGRESS, PAUSED, QUEUED, REQUESTED, SUCCESS
 from ..planning import BackfillPlan
-from ..runtime import RunOutcome
+from ..runtime import RunOutcome, importing_in_worker
 from ..storage.codec import loads
 from .runs import job_from_row, materialize_rows
 
@@ -79,6 +79,10 @@ class Coordinator:
         with self._lock:
             if self._thread is not None:
                 return
+            if importing_in_worker():
+                raise RuntimeError(
+                    "a module that starts runs or backfills when it is imported was imported by a worker process "
+                    "(to find its workflows); put that code under `if __name__ == \"__main__\":`")
             now = self.clock()
             with self.storage.write() as s:
                 s.register_worker(self.worker_id, socket.gethostname(), os.getpid(), now, now + self.lease_seconds)
