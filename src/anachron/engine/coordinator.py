@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..storage.codec import loads
 from .runs import job_from_row, materialize_rows
 
 log = logging.getLogger("anachron.coordinator")
+BATCH_WAIT_SECONDS = 0.002
 
 
 @dataclass
@@ -171,6 +173,9 @@ class Coordinator:
                     self._changed.notify_all()
             if not self._results:
                 self._wake.wait(self.poll_seconds)
+            if 0 < len(self._results) < len(self._in_executor) // 2:
+                # More runs are about to finish: gather a few before the next transaction.
+                time.sleep(BATCH_WAIT_SECONDS)
 
     def tick(self, now: float) -> bool:
         """One round; returns True when a backfill changed state (waiters look again)."""
