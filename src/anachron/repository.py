@@ -17,11 +17,11 @@ from .engine.executors.local import LocalExecutor
 from .engine.pools import PoolGate
 from .engine.queue import QueueLimits
 from .engine.runs import new_run_id, partition_window
-from .models import (FAILED, MISSING, PRIORITY_TAG, QUEUED, REGULAR_PRIORITY, BackfillResult, BackfillStatus,
+from .models import (FAILED, MISSING, PRIORITY_TAG, QUEUED, REGULAR_PRIORITY, BackfillStatus,
                      NotFoundError, Run, RunQueueConfig)
 from .partitions import DynamicPartitions
 from .planning import BackfillPlan, build_plan
-from .storage import Storage, default_url, normalize_url
+from .storage import Storage, default_url, is_memory_url, normalize_url
 from .storage.codec import dumps, ts
 
 WAIT_SLICE = 0.5
@@ -57,7 +57,7 @@ class CodeRepository:
         self._clock = clock or wall_clock
         self._storage = storage if isinstance(storage, Storage) else None
         self.storage_url = storage.url if isinstance(storage, Storage) else normalize_url(storage or default_url())
-        if _is_memory(self.storage_url) and self.run_queue.pools and not self.executor.shares_memory:
+        if is_memory_url(self.storage_url) and self.run_queue.pools and not self.executor.shares_memory:
             raise ValueError("run_queue.pools: an in-memory database (sqlite://) cannot be shared with worker "
                              "processes; use a file or PostgreSQL, or InProcessExecutor")
         self._limits = QueueLimits(self.run_queue.max_concurrent_runs,
@@ -298,10 +298,6 @@ class CodeRepository:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _is_memory(url: str) -> bool:
-    return url.startswith("sqlite") and url.split("://", 1)[1] in ("", "/", "/:memory:")
 
 
 def _priority(tags: Mapping[str, str], default: int) -> int:

@@ -90,7 +90,8 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
     deploying a new version. The database comes from --db, else ANACHRON_DATABASE_URL, else
     \\[tool.anachron] database, else sqlite:///.anachron/anachron.db.
     """
-    from ..storage.engine import DEFAULT_URL, HEAD_REVISION
+    from ..storage import DEFAULT_URL
+    from ..storage.engine import HEAD_REVISION
 
     config = load_config()
     url = targets.database_url(db, config) or DEFAULT_URL

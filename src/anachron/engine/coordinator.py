@@ -178,7 +178,8 @@ class Coordinator:
                 time.sleep(BATCH_WAIT_SECONDS)
 
     def tick(self, now: float) -> bool:
-        """One round; returns True when a backfill changed state (waiters look again)."""
+        """One round; returns True when runs changed state (run waiters look again). Backfill-level
+        changes set ``_backfills_changed`` for backfill waiters."""
         outcomes = []
         while self._results:
             outcome = self._results.popleft()
@@ -212,7 +213,7 @@ class Coordinator:
                 refresh = slow or self._control_dirty or any(o["status"] != SUCCESS for o in outcomes)
                 self._control_dirty = False
                 changed |= self._advance_backfills(s, now, to_kill, refresh)
-            capacity = self.executor.max_workers + self.executor.prefetch - len(self._in_executor)
+            capacity = self.executor.capacity - len(self._in_executor)
             claimed = s.claim_runs(self.worker_id, now, self.repo._queue_limits(), capacity,
                                    self.repo._claimable) if capacity > 0 else []
         for run_id in to_kill:
@@ -240,8 +241,8 @@ class Coordinator:
             s.adopt_runs(self.worker_id, now, live, backfill_ids=[backfill_id])
             request = loads(row.request)
             plan = self.repo._build_plan(request["plan"])
-            capacity = self.executor.max_workers + self.executor.prefetch
-            self._led[backfill_id] = LedBackfill(backfill_id, plan, request, min(row.max_concurrency, capacity))
+            self._led[backfill_id] = LedBackfill(backfill_id, plan, request,
+                                                 min(row.max_concurrency, self.executor.capacity))
             if row.status == REQUESTED:
                 s.update_backfill(backfill_id, status=IN_PROGRESS, updated_at=now)
             self._backfills_changed = changed = True

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "sqlite:///.anachron/anachron.db"
 
-__all__ = ["Storage", "DEFAULT_URL", "default_url", "normalize_url"]
+__all__ = ["Storage", "DEFAULT_URL", "default_url", "is_memory_url", "normalize_url"]
 
 
 def default_url() -> str:
@@ -34,6 +34,14 @@ def normalize_url(url: str) -> str:
         raise ValueError(f"storage: unsupported database URL {url!r}; use sqlite:///path, sqlite:// (memory) or "
                          "postgresql+psycopg://user@host/db")
     return url
+
+
+def is_memory_url(url: str) -> bool:
+    """Whether a (normalised) URL names an in-memory SQLite database, which one process alone can use."""
+    if not url.startswith("sqlite"):
+        return False
+    database = url.split("://", 1)[1]
+    return database in ("", "/", "/:memory:")
 
 
 class Storage:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
-from . import DEFAULT_URL, default_url, normalize_url  # noqa: F401 - re-exported
+from . import is_memory_url, normalize_url
 
 HEAD_REVISION = "0001"
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,7 +27,7 @@ def open_engine(url: str) -> tuple[Engine, bool]:
         raise ValueError(f"storage: {url!r} is not a database URL") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        memory = parsed.database in (None, "", ":memory:")
+        memory = is_memory_url(url)
         if memory:
             engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:

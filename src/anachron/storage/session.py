@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, func, or_, select, update, delete, insert
 
 from ..engine.queue import ActiveRun, QueuedRun, QueueLimits, select_runs
-from ..models import (CANCELED, FAILED, IN_PROGRESS, MISSING, QUEUED, RUNNING, SUCCESS, BackfillStatus, Run)
+from ..models import (CANCELED, FAILED, IN_PROGRESS, QUEUED, RUNNING, SUCCESS, BackfillStatus, Run)
 from ..schedules import tick_key
 from .codec import dt, dumps, loads, row_to_backfill, row_to_run, run_keys
 from .schema import backfills, dynamic_partitions, pool_slots, queue_lock, run_logs, run_partitions, runs, workers
@@ -160,9 +159,9 @@ class Session:
             return []
         need_tags = bool(limits.tag_limits)
         queued = [QueuedRun(c.run_id, c.workflow, c.priority, c.created_at, c.seq, c.owner, c.backfill_id,
-                            c.max_concurrency, loads(c.tags, {}) if need_tags else {}, _keys_tuple(c))
+                            c.max_concurrency, loads(c.tags, {}) if need_tags else {}, tuple(run_keys(c)))
                   for c in candidates]
-        running = [ActiveRun(r.workflow, r.backfill_id, loads(r.tags, {}) if need_tags else {}, _keys_tuple(r))
+        running = [ActiveRun(r.workflow, r.backfill_id, loads(r.tags, {}) if need_tags else {}, tuple(run_keys(r)))
                    for r in self.conn.execute(_RUNNING)]
         chosen = select_runs(queued, running, limits, now, owner, capacity, claimable)
         if not chosen:
@@ -398,12 +397,6 @@ class Session:
         self.conn.execute(update(pool_slots).where(pool_slots.c.pool == pool, pool_slots.c.slot == slot,
                                                    pool_slots.c.holder_run == run_id)
                           .values(holder_run=None, acquired_at=None))
-
-
-def _keys_tuple(row) -> tuple[str, ...]:
-    if row.partition_keys is not None:
-        return tuple(json.loads(row.partition_keys))
-    return (row.partition_key,) if row.partition_key is not None else ()
 
 
 def _chunks(items: list, size: int):

@@ -41,6 +41,11 @@ class Executor(ABC):
     def shutdown(self, wait: bool = True) -> None: ...
 
     @property
+    def capacity(self) -> int:
+        """How many jobs the executor takes at once: its workers plus the prefetched ones."""
+        return self.max_workers + self.prefetch
+
+    @property
     def shares_memory(self) -> bool:
         """True when jobs run in this process (an in-memory database is reachable from them)."""
         return False
