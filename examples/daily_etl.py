@@ -56,7 +56,8 @@ def main() -> int:
                            idempotency_key="example-q1-2024", block=False)
     print(f"backfill {result.backfill_id}: {result.num_partitions} partitions in {result.num_runs} runs")
     columns = (TextColumn("[bold]daily_sales Q1 2024"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("failed {task.fields[failed]} · running {task.fields[running]} · queued {task.fields[queued]}"),
+               TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"
+                          " · queued {task.fields[queued]}"),
                TimeRemainingColumn())
     with Progress(*columns) as progress:
         task = progress.add_task("backfill", total=result.num_partitions, failed=0, running=0, queued=0)

@@ -135,6 +135,17 @@ def nap(seconds):
     time.sleep(seconds)
 
 
+@ac.workflow(partitions=DAILY)
+def marked(marker: str = "", seconds: float = 30.0):
+    """Writes its pid to ``marker`` once it is executing, then sleeps like ``sleepy``."""
+    if marker:
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        nap(0.05)
+
+
 @ac.task(pool="warehouse")
 def write_warehouse(key):
     global _running

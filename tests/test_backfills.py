@@ -8,8 +8,8 @@ import pytest
 
 import anachron as ac
 import flows_basic as fb
-from helpers import wait_until
 from flows_basic import batch_marks, daily_etl, flaky, morning_report, per_customer, regional, sleepy
+from helpers import wait_until
 
 ALL = [daily_etl, flaky, batch_marks, regional, morning_report, sleepy, per_customer]
 
@@ -189,6 +189,33 @@ def test_dry_run_stores_nothing(repo):
     assert repo.list_backfills() == [] and repo.list_runs() == []
 
 
+def test_a_dry_run_estimates_how_long_from_recent_runs(repo):
+    first = repo.backfill(daily_etl, partition_keys=days(6, 20), dry_run=True, max_concurrency=8)
+    assert first.estimate is not None and first.estimate.seconds is None
+    assert first.estimate.basis == "no run history for daily_etl yet" and first.estimate.runs == 15
+    # the InProcessExecutor(4) runs at most 4 at once, whatever max_concurrency says
+    assert (first.estimate.concurrency, first.estimate.limited_by) == (4, "the executor's 4 workers")
+
+    done = repo.backfill(daily_etl, partition_keys=days(1, 5))
+    assert done.estimate is None  # only a dry run carries one
+    runs = repo.list_runs(workflow=daily_etl, limit=None)
+    took = sorted((r.ended_at - r.started_at).total_seconds() for r in runs)
+    plan = repo.backfill(daily_etl, partition_keys=days(6, 20), dry_run=True, max_concurrency=2)
+    estimate = plan.estimate
+    assert estimate.sample_size == 5 and estimate.runs == 15 and estimate.concurrency == 2
+    assert estimate.median_run_seconds == pytest.approx(took[2], abs=2e-6)  # Run times are whole microseconds
+    assert estimate.seconds == pytest.approx(8 * estimate.median_run_seconds)  # ceil(15 / 2) waves
+    assert estimate.basis.startswith("median run ") and estimate.basis.endswith(" over the last 5 runs")
+
+    batched = repo.backfill(daily_etl, partition_keys=days(6, 20), dry_run=True,
+                            strategy=ac.BackfillStrategy.batched(5)).estimate
+    assert batched.runs == 3 and batched.median_run_seconds == pytest.approx(5 * estimate.median_run_seconds)
+    assert "× 5 partitions per run" in batched.basis
+
+    both = repo.backfill(selection=["daily_etl", "flaky"], partition_keys=days(6, 7), dry_run=True).estimate
+    assert both.runs == 4 and both.seconds is None and both.basis.endswith("; no run history for flaky yet")
+
+
 def test_schedule_backfill_replays_ticks(repo):
     result = repo.backfill(morning_report, start="2024-03-01", end="2024-03-03T23:00:00+00:00")
     assert result.num_runs == 3 and result.status == "completed"
@@ -198,7 +225,7 @@ def test_schedule_backfill_replays_ticks(repo):
     again = repo.backfill_schedule("morning_report", trigger_id="schedule", start="2024-03-01",
                                    end="2024-03-02T06:00:00+00:00", labels=[("source", "kestra")])
     assert again.num_runs == 2
-    assert repo.get_backfill(again.backfill_id).tags == {"source": "kestra"}
+    assert repo.get_backfill(again.backfill_id).tags == {"source": "kestra", "anachron/trigger": "schedule"}
     with pytest.raises(ValueError, match="trigger_id"):
         repo.backfill_schedule("morning_report", trigger_id="nightly", start="2024-03-01")
 
@@ -354,3 +381,35 @@ def test_a_process_without_the_workflow_waits_without_leading(storage_url, make_
         stranger.wait_backfill(result.backfill_id, timeout=0.6)
     assert stranger.get_backfill(result.backfill_id).status == "requested"
     assert submitter.wait_backfill(result.backfill_id, timeout=20).status == "completed"
+
+
+MILLION = ac.MultiPartitions({"hour": ac.HourlyPartitions(start="2000-01-01", end="2024-01-01"),
+                              "region": ac.StaticPartitions(["af", "am", "as", "eu", "oc"])})
+
+
+@ac.workflow(name="million", partitions=MILLION)
+def million() -> None:
+    pass
+
+
+def test_partition_status_pages_a_million_key_workflow(storage_url, make_repo):
+    repo = make_repo([million], storage=storage_url, executor=ac.InProcessExecutor(2))
+    keys = MILLION.get_partition_keys()
+    assert len(keys) == 1_051_920
+    done = list(keys[500_000:500_003])
+    assert repo.backfill(million, partition_keys=done).completed == 3
+    started = time.perf_counter()
+    page = repo.partition_status(million, from_key=keys[499_999], limit=5)
+    elapsed = time.perf_counter() - started
+    assert list(page) == list(keys[499_999:500_004])  # key order, exactly `limit` keys
+    assert [page[k] for k in page] == ["missing", "success", "success", "success", "missing"]
+    assert elapsed < 2, f"a page of 5 keys took {elapsed:.2f}s"  # generous: it reads 5 keys, not a million
+    assert repo.partition_status(million, from_key=done[0], to_key=done[-1]) == dict.fromkeys(done, "success")
+    assert list(repo.partition_status(million, limit=2)) == list(keys[:2])
+    assert list(repo.partition_status(million, to_key=keys[1])) == list(keys[:2])
+    assert repo.partition_status(million, from_key=keys[-1], limit=10) == {keys[-1]: "missing"}
+    assert repo.partition_status(million, from_key=done[-1], to_key=done[0]) == {}  # an empty page, not an error
+    with pytest.raises(ValueError, match="from_key: 'nope' is not a partition key of workflow 'million'"):
+        repo.partition_status(million, from_key="nope")
+    with pytest.raises(ValueError, match="limit: must be an integer >= 0"):
+        repo.partition_status(million, limit=-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,8 +50,11 @@ class Cli:
         return json.loads(proc.stdout)
 
     def popen(self, *args) -> subprocess.Popen:
+        # Ctrl-C as a terminal sends it: a test suite started as a background job (`cmd &`) passes SIGINT
+        # ignored to its children, and Python keeps an ignored SIGINT ignored.
         return subprocess.Popen(self.argv(args), cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.fixture
@@ -99,12 +103,13 @@ def test_backfill_lifecycle_json_matches_python_api(cli, api, tmp_path):
     assert set(result) == {f for f in ac.BackfillResult.__dataclass_fields__}
     assert result == {"backfill_id": status.backfill_id, "num_partitions": 31, "num_runs": 31, "status": "failed",
                       "completed": 30, "failed": 1, "canceled": 0, "run_ids": status.run_ids, "is_dry_run": False,
-                      "partition_keys": days, "plan": [[d] for d in days]}
+                      "partition_keys": days, "plan": [[d] for d in days], "estimate": None}
     assert status.tags == {"team": "data"}
     backfill_id = result["backfill_id"]
 
-    assert cli.json("backfill", "status", backfill_id) == jsonable(api.get_backfill(backfill_id))
-    assert cli.json("backfill", "list") == jsonable(api.list_backfills())
+    # run ids only with --run-ids (a big backfill has many; see test_cli_output.py for the default)
+    assert cli.json("backfill", "status", backfill_id, "--run-ids") == jsonable(api.get_backfill(backfill_id))
+    assert cli.json("backfill", "list", "--run-ids") == jsonable(api.list_backfills(include_run_ids=True))
     failed = cli.json("runs", "list", "--backfill", backfill_id, "--status", "failed")
     assert [r["partition_key"] for r in failed] == ["2024-01-13"]
     assert "bad upstream data" in failed[0]["error"]
@@ -157,6 +162,28 @@ def test_dry_run_shows_the_plan_and_stores_nothing(cli, api, flows):
     assert api.list_backfills() == [] and api.list_runs() == []
 
 
+def test_a_dry_run_estimates_the_time_from_recent_runs(cli):
+    window = ["backfill", "create", FLOWS, "etl", "--from", "2024-03-01", "--to", "2024-03-10"]
+    fresh = cli(*window, "--dry-run")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "  estimate   no run history for etl yet\n" in fresh.stdout
+    done = cli("backfill", "create", FLOWS, "etl", "--from", "2024-01-01", "--to", "2024-01-04", "-p", "sleep=0.2")
+    assert done.returncode == 0, done.stderr
+
+    text = cli(*window, "--max-concurrency", "2", "--dry-run")
+    assert text.returncode == 0, text.stderr
+    (line,) = [line for line in text.stdout.splitlines() if line.startswith("  estimate")]
+    # 10 runs, 2 at a time: 5 waves of a 0.2 s run
+    assert re.fullmatch(r"  estimate   ~[12] s( \(up to ~\d s\))? at max_concurrency 2 "
+                        r"\(median run [234]\d\d ms over the last 4 runs\)", line), line
+    estimate = cli.json(*window, "--max-concurrency", "2", "--dry-run")["estimate"]
+    assert set(estimate) == set(ac.Estimate.__dataclass_fields__)
+    assert (estimate["runs"], estimate["concurrency"], estimate["sample_size"]) == (10, 2, 4)
+    assert 0.2 <= estimate["median_run_seconds"] < 0.5 and estimate["limited_by"] is None
+    assert estimate["seconds"] == pytest.approx(5 * estimate["median_run_seconds"])
+    assert estimate["upper_seconds"] >= estimate["seconds"]
+
+
 # -- progress, --no-wait, pause / resume / cancel, Ctrl-C ----------------------------------------
 def test_progress_on_a_non_terminal_is_a_line_every_few_seconds(cli):
     started = time.monotonic()
@@ -203,7 +230,7 @@ def test_no_wait_then_pause_resume_cancel_while_another_process_waits(cli, api):
 
 def test_ctrl_c_without_a_terminal_leaves_it_running_and_says_how_to_resume(cli, api):
     waiting = cli.popen("backfill", "create", FLOWS, "etl", "--from", "2024-04-01", "--to", "2024-04-16",
-                        "-p", "sleep=0.3", "--max-concurrency", "2")
+                        "-p", "sleep=0.6", "--max-concurrency", "2")  # at least 4.8 s: not over before SIGINT
     first = waiting.stderr.readline()  # "backfill ID: 16 partitions in 16 runs"
     backfill_id = first.split()[1].rstrip(":")
     deadline = time.monotonic() + 20
@@ -250,7 +277,7 @@ def test_dev_run_uses_the_environment_and_fails_on_a_bad_clock(cli):
     assert bad.returncode == 1 and "ANACHRON_TIME" in bad.stderr and "Traceback" not in bad.stderr
     failing = cli("dev-run", FLOWS, "hello", "-p", "fail=true")
     assert failing.returncode == 1 and "flows.py" in failing.stderr and "asked to fail" in failing.stderr
-    assert_usage_error(cli("dev-run", "-f", "pipeline.yaml"), "not supported yet")
+    assert_usage_error(cli("dev-run", "-f", "pipeline.yaml"), "pipeline.yaml", "no such file")
 
 
 # -- LocalExecutor, configuration, module targets -------------------------------------------------

@@ -4,7 +4,6 @@ backfill takes it over, and every partition ends with exactly one successful run
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -29,7 +29,8 @@ def run_pid(repo, run_id):
 
 @pytest.fixture
 def repo(sqlite_url, make_repo):
-    return make_repo([fb.daily_etl, fb.sleepy, fb.timing_out, fb.flaky, fb.pooled, fb.stuck], storage=sqlite_url,
+    return make_repo([fb.daily_etl, fb.sleepy, fb.timing_out, fb.flaky, fb.pooled, fb.stuck, fb.marked],
+                     storage=sqlite_url,
                      executor=ac.LocalExecutor(max_workers=2), run_queue=ac.RunQueueConfig(pools={"warehouse": 1}))
 
 
@@ -50,11 +51,11 @@ def test_failure_and_timeout_in_a_worker(repo):
     assert timed.status == "failed" and "timed out" in timed.error and time.monotonic() - started < 4
 
 
-def test_canceling_a_running_run_kills_its_process(repo):
-    run = repo.run(fb.sleepy, partition_key="2024-01-01", params={"seconds": 60}, block=False)
-    # logs are stored when a run ends, so find the workers from the process table
-    assert wait_for(lambda: repo.get_run(run.run_id).status == "running")
-    time.sleep(0.3)
+def test_canceling_a_running_run_kills_its_process(repo, tmp_path):
+    marker = tmp_path / "started"
+    run = repo.run(fb.marked, partition_key="2024-01-01", params={"seconds": 60, "marker": str(marker)}, block=False)
+    # wait until a worker is executing it (not just holding it), then find the workers from the process table
+    assert wait_for(lambda: marker.exists() and marker.read_text(), timeout=20)
     workers = children(os.getpid())
     assert workers, "no worker process found"
     repo.cancel_run(run.run_id)

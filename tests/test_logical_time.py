@@ -67,7 +67,9 @@ def test_partition_runs_see_the_window_end(repo):
 
 
 def test_dst_window_in_a_timezone(sqlite_url, make_repo):
-    @ac.workflow(name="ny_daily", partitions=ac.DailyPartitions("2024-03-01", "2024-04-01", timezone="America/New_York"))
+    ny = ac.DailyPartitions("2024-03-01", "2024-04-01", timezone="America/New_York")
+
+    @ac.workflow(name="ny_daily", partitions=ny)
     def ny_daily():
         fb._observe()
 

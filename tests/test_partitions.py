@@ -500,7 +500,7 @@ def test_million_keys_are_lazy(million):
 def test_million_keys_full_iteration(million):
     keys = million.get_partition_keys(NOW)
     count, last = 0, None
-    for count, last in enumerate(keys, 1):
+    for count, last in enumerate(keys, 1):  # noqa: B007 - counting by iterating is the point
         pass
     assert count == 1_000_100 and last == keys[-1]
     assert sum(1 for _ in reversed(keys)) == 1_000_100

@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 import anachron as ac
-from anachron.planning import (SelectedKeys, build_plan, freeze_plan, kept_ranges, run_idempotency_key,
-                               selection_spec)
+from anachron.planning import SelectedKeys, build_plan, freeze_plan, kept_ranges, run_idempotency_key, selection_spec
 from flows_basic import daily_etl, regional
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import anachron as ac
 import flows_basic as fb
+from anachron.engine.queue import ActiveRun, QueuedRun, QueueLimits, effective_priority, select_runs
 from helpers import wait_until
-from anachron.engine.queue import ActiveRun, QueueLimits, QueuedRun, effective_priority, select_runs
 
 ME = "me"
 

@@ -6,10 +6,29 @@ from .definitions import Task, Workflow, task, workflow
 from .dev import DevContext, RunFailed, create_context
 from .engine.executors.inprocess import InProcessExecutor
 from .engine.executors.local import LocalExecutor
-from .models import (BackfillResult, BackfillStatus, NotFoundError, Run, RunQueueConfig, TagConcurrencyLimit)
-from .partitions import (DailyPartitions, DynamicPartitions, HourlyPartitions, MonthlyPartitions, MultiPartitionKey,
-                         MultiPartitions, PartitionKeyRange, StaticPartitions, TimeWindow, TimeWindowPartitions,
-                         WeeklyPartitions)
+from .estimate import Estimate
+from .models import (
+    BackfillResult,
+    BackfillStatus,
+    NotFoundError,
+    Run,
+    RunQueueConfig,
+    ScheduleStatus,
+    TagConcurrencyLimit,
+)
+from .partitions import (
+                         DailyPartitions,
+                         DynamicPartitions,
+                         HourlyPartitions,
+                         MonthlyPartitions,
+                         MultiPartitionKey,
+                         MultiPartitions,
+                         PartitionKeyRange,
+                         StaticPartitions,
+                         TimeWindow,
+                         TimeWindowPartitions,
+                         WeeklyPartitions,
+)
 from .repository import CodeRepository
 from .runtime import TaskTimeout
 from .schedules import Schedule
@@ -19,9 +38,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DevContext",
-    "DynamicPartitions", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
+    "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
     "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
-    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "StaticPartitions", "TagConcurrencyLimit",
+    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "ScheduleStatus", "StaticPartitions",
+    "TagConcurrencyLimit",
     "Task", "TaskTimeout", "TimeWindow", "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context",
     "create_context", "now", "task", "time", "workflow",
 ]

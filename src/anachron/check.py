@@ -252,7 +252,8 @@ class _Checker:
         for node in nodes:
             self.visit(node, scope, ctx)
 
-    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope, ctx: _TaskContext | None) -> None:
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope,
+                        ctx: _TaskContext | None) -> None:
         # Decorators, defaults and annotations are evaluated when the ``def``
         # statement runs, i.e. in the enclosing scope and context.
         self._visit_all(node.decorator_list, scope, ctx)
@@ -272,7 +273,8 @@ class _Checker:
         _collect_bindings(inner, node.body)
         self._visit_all(node.body, inner, inner_ctx)
 
-    def _visit_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, scope: _Scope, ctx: _TaskContext | None) -> None:
+    def _visit_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+                     scope: _Scope, ctx: _TaskContext | None) -> None:
         generators = node.generators
         # The first iterable is evaluated in the enclosing scope.
         self.visit(generators[0].iter, scope, ctx)

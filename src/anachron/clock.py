@@ -8,41 +8,77 @@ moved from Uniflow) sets the clock; otherwise it is the wall clock. ``time.time(
 
 from __future__ import annotations
 
+import math
 import os
 import time as _time
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Mapping
 
 TIME_VARIABLES = ("ANACHRON_TIME", "STARLARK_TIME")
+_RANGE = "years 1 to 9999 in UTC"
+_FORMS = (
+    "expected unix:<seconds> or ISO-8601 with an offset, e.g. unix:1767225600 or "
+    f"2026-01-01T00:00:00+00:00 ({_RANGE})"
+)
 
 
 class LogicalTimeError(ValueError):
     """A logical-time environment variable holds a value that is not a time."""
 
 
+def _from_unix(seconds: float) -> datetime:
+    """An aware UTC datetime from Unix seconds; ValueError (never OverflowError or OSError) for
+    NaN, infinities and instants outside years 1 to 9999."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"{seconds} seconds is not a finite number")
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{seconds:.17g} seconds is outside {_RANGE}") from None
+
+
+def _to_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; ValueError if the conversion leaves years 1 to 9999."""
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside {_RANGE}") from None
+
+
 def parse_time_value(value: str, variable: str = "ANACHRON_TIME") -> datetime:
-    """Parse ``unix:<seconds>`` or ISO-8601 with an offset into an aware UTC datetime."""
+    """Parse ``unix:<seconds>`` or ISO-8601 with an offset into an aware UTC datetime.
+
+    Anything else, including numbers that are not finite and instants outside years 1 to 9999
+    in UTC, raises ``LogicalTimeError`` naming ``variable`` and the accepted forms."""
+    if not isinstance(value, str):
+        raise LogicalTimeError(f"{variable}={value!r} is not a time: {_FORMS}")
     text = value.strip()
     if text.startswith("unix:"):
+        number = text[5:].strip()
         try:
-            seconds = float(text[5:])
+            seconds = float(number)
         except ValueError:
             raise LogicalTimeError(
-                f"{variable}={value!r} is not a time: after 'unix:' expected seconds, e.g. unix:1767225600"
+                f"{variable}={value!r} is not a time ({number or 'nothing'!r} after 'unix:' is not "
+                f"a number of seconds): {_FORMS}"
             ) from None
-        return datetime.fromtimestamp(seconds, timezone.utc)
+        try:
+            return _from_unix(seconds)
+        except ValueError as exc:
+            raise LogicalTimeError(f"{variable}={value!r} is not a time ({exc}): {_FORMS}") from None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise LogicalTimeError(
-            f"{variable}={value!r} is not a time: expected unix:<seconds> or ISO-8601 with an offset, "
-            "e.g. 2026-01-01T00:00:00+00:00"
-        )
-    return parsed.astimezone(timezone.utc)
+        why = "no UTC offset" if parsed is not None else "not ISO-8601"
+        raise LogicalTimeError(f"{variable}={value!r} is not a time ({why}): {_FORMS}")
+    try:
+        return _to_utc(parsed)
+    except ValueError as exc:
+        raise LogicalTimeError(f"{variable}={value!r} is not a time ({exc}): {_FORMS}") from None
 
 
 def time_from_environ(environ: Mapping[str, str]) -> datetime | None:
@@ -55,13 +91,19 @@ def time_from_environ(environ: Mapping[str, str]) -> datetime | None:
 
 
 def to_datetime(value: datetime | date | str | float | int, field: str = "time") -> datetime:
-    """Coerce user input to an aware UTC datetime; naive values are taken as UTC."""
+    """Coerce user input to an aware UTC datetime; naive values are taken as UTC.
+
+    ValueError naming ``field`` for anything else, including numbers that are not finite and
+    instants outside years 1 to 9999 in UTC."""
     if isinstance(value, datetime):
         result = value
     elif isinstance(value, date):
         result = datetime(value.year, value.month, value.day)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        try:
+            return _from_unix(value)
+        except ValueError as exc:
+            raise ValueError(f"{field}: {value!r} is not a time: {exc}") from None
     elif isinstance(value, str):
         try:
             result = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -71,7 +113,10 @@ def to_datetime(value: datetime | date | str | float | int, field: str = "time")
         raise ValueError(f"{field}: expected a datetime, date or ISO string, got {type(value).__name__}")
     if result.tzinfo is None:
         result = result.replace(tzinfo=timezone.utc)
-    return result.astimezone(timezone.utc)
+    try:
+        return _to_utc(result)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {value!r} is not a time: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -91,12 +136,12 @@ class RunClock:
 _current_clock: ContextVar[RunClock | None] = ContextVar("anachron_run_clock", default=None)
 
 
-def bind_clock(clock: RunClock | None):
+def bind_clock(clock: RunClock | None) -> Token[RunClock | None]:
     """Bind a run's clock to the current context; returns a token for ``unbind_clock``."""
     return _current_clock.set(clock)
 
 
-def unbind_clock(token) -> None:
+def unbind_clock(token: Token[RunClock | None]) -> None:
     _current_clock.reset(token)
 
 

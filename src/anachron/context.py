@@ -3,41 +3,47 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time as _time
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_current: ContextVar["RunContext | None"] = ContextVar("anachron_run_context", default=None)
+if TYPE_CHECKING:
+    from .capture import RunLog
+
+_current: ContextVar[RunContext | None] = ContextVar("anachron_run_context", default=None)
 
 
 class RunCanceled(Exception):
     """Raised inside a run (at its next task boundary) once the run has been canceled."""
 
 
-class _LogCollector(logging.Handler):
+class CancelToken:
+    """A run's cancel flag. Every run gets one, so it is a plain attribute rather than a
+    ``threading.Event`` (which costs a lock and a condition to create); ``wait`` polls."""
+
+    __slots__ = ("_set",)
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[tuple[float, str, str]] = []
+        self._set = False
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + logging.Formatter().formatException(record.exc_info)
-        except Exception:  # a broken log call must not break the run
-            message = str(record.msg)
-        self.lines.append((record.created, record.levelname, message))
+    def set(self) -> None:
+        self._set = True
 
+    def is_set(self) -> bool:
+        return self._set
 
-def make_run_logger(run_id: str) -> tuple[logging.Logger, _LogCollector]:
-    """A logger private to one run (not registered globally) and the collector of its lines."""
-    logger = logging.Logger(f"anachron.run.{run_id}", logging.DEBUG)
-    collector = _LogCollector()
-    logger.addHandler(collector)
-    return logger, collector
+    def wait(self, timeout: float) -> bool:
+        """Sleep until canceled or ``timeout`` seconds have passed; whether it was canceled."""
+        deadline = _time.monotonic() + timeout
+        while not self._set:
+            left = deadline - _time.monotonic()
+            if left <= 0:
+                return False
+            _time.sleep(min(left, 0.01))
+        return True
 
 
 @dataclass
@@ -53,13 +59,26 @@ class RunContext:
     tags: dict[str, str]
     backfill_id: str | None
     attempt: int
-    log: logging.Logger
     environ: dict[str, str] = field(default_factory=dict)
     failed_partitions: dict[str, str] = field(default_factory=dict)
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _runlog: RunLog | None = field(default=None, repr=False)  # where log lines and output go
+    _logger: logging.Logger | None = field(default=None, repr=False)
+    _cancel: CancelToken = field(default_factory=CancelToken, repr=False)
     _pools: Any = field(default=None, repr=False)  # a PoolGate, when the instance has pools
-    _on_deadline: Any = field(default=None, repr=False)  # tells a process executor when a task must end
+    # tells a process executor when a task must end
+    _on_deadline: Callable[[float | None], None] | None = field(default=None, repr=False)
     _started: float = field(default_factory=_time.monotonic, repr=False)
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger whose lines are stored with the run (created on first use: most runs never log)."""
+        if self._logger is None:
+            from .capture import RunLog
+
+            if self._runlog is None:
+                self._runlog = RunLog()
+            self._logger = self._runlog.logger(self.run_id)
+        return self._logger
 
     def mark_partition_failed(self, key: str, error: str | BaseException) -> None:
         """Record one key of a multi-partition run as failed; the others still count as done."""
@@ -88,9 +107,9 @@ def current_context() -> RunContext | None:
     return _current.get()
 
 
-def bind_context(ctx: RunContext | None):
+def bind_context(ctx: RunContext | None) -> Token[RunContext | None]:
     return _current.set(ctx)
 
 
-def unbind_context(token) -> None:
+def unbind_context(token: Token[RunContext | None]) -> None:
     _current.reset(token)

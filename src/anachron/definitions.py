@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
+from .models import PRIORITY_TAG
 from .partitions import PartitionsDefinition
+from .runtime import call_task
 from .schedules import Schedule
 from .strategies import BackfillStrategy
 
 
-def normalize_tags(tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None, field_name: str = "tags") -> dict[str, str]:
+def normalize_tags(tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+                   field_name: str = "tags") -> dict[str, str]:
     """Tags as a dict of strings; accepts a mapping or a list of ``(key, value)`` pairs."""
     if tags is None:
         return {}
@@ -30,10 +34,24 @@ def normalize_tags(tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None, f
     return result
 
 
+def priority_of(tags: Mapping[str, str], default: int) -> int:
+    """A run's priority: the ``anachron/priority`` tag when given (an integer), else ``default``."""
+    value = tags.get(PRIORITY_TAG)
+    if value is None:
+        return default
+    try:
+        priority = int(value)
+    except ValueError:
+        raise ValueError(f"tags: {PRIORITY_TAG} must be an integer, got {value!r}") from None
+    if not -2**31 <= priority < 2**31:  # the column's range (a 4-byte integer on PostgreSQL)
+        raise ValueError(f"tags: {PRIORITY_TAG} must be between {-2**31} and {2**31 - 1}, got {value!r}")
+    return priority
+
+
 class Task:
     """A unit of work inside a workflow. Calling it runs it (with retries, timeout and pool)."""
 
-    def __init__(self, fn: Callable, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
+    def __init__(self, fn: Callable[..., Any], retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
                  pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None):
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"task.retries: must be an integer >= 0, got {retries!r}")
@@ -51,19 +69,29 @@ class Task:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .runtime import call_task
-
         return call_task(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
 
-def task(fn: Callable | None = None, *, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
-         pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None):
+@overload
+def task(fn: Callable[..., Any], *, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
+         pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None) -> Task: ...
+
+
+@overload
+def task(fn: None = None, *, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
+         pool: str | None = None, tags: Mapping[str, str] | None = None,
+         name: str | None = None) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, *, retries: int = 0, retry_delay: float = 0,
+         timeout: float | None = None, pool: str | None = None, tags: Mapping[str, str] | None = None,
+         name: str | None = None) -> Task | Callable[[Callable[..., Any]], Task]:
     """Declare a task: ``@ac.task`` or ``@ac.task(retries=2, timeout=60, pool="warehouse")``."""
 
-    def wrap(f: Callable) -> Task:
+    def wrap(f: Callable[..., Any]) -> Task:
         return Task(f, retries=retries, retry_delay=retry_delay, timeout=timeout, pool=pool, tags=tags, name=name)
 
     return wrap(fn) if fn is not None else wrap
@@ -72,7 +100,7 @@ def task(fn: Callable | None = None, *, retries: int = 0, retry_delay: float = 0
 class Workflow:
     """A workflow: a function calling tasks, with its partitions, schedules and defaults."""
 
-    def __init__(self, fn: Callable, name: str | None = None, partitions: PartitionsDefinition | None = None,
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, partitions: PartitionsDefinition | None = None,
                  schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
                  backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None):
         if partitions is not None and not isinstance(partitions, PartitionsDefinition):
@@ -124,10 +152,14 @@ class Workflow:
     def _var_kw(self) -> bool:
         return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self._params.values())
 
-    def validate_params(self, params: Mapping[str, Any], field_name: str = "params") -> None:
-        for key in params:
-            if not self.accepts_param(key):
-                raise ValueError(f"{field_name}: workflow {self.name!r} has no parameter {key!r}")
+    def validate_params(self, params: Mapping[str, Any], field_name: str = "params", complete: bool = False) -> None:
+        """Refuse unknown parameters and values storage cannot round-trip, naming them; with ``complete``,
+        also required parameters that are missing (``params`` is then everything a run will get)."""
+        from .params import check_params
+
+        check_params(self.fn, params, workflow=self.name, field=field_name, require_all=complete)
+        # a function may check the values' types itself (a YAML flow's typed inputs)
+        getattr(self.fn, "__anachron_validate__", lambda params, field: None)(params, field_name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -136,14 +168,61 @@ class Workflow:
         return f"<workflow {self.name}>"
 
 
-def workflow(fn: Callable | None = None, *, name: str | None = None, partitions: PartitionsDefinition | None = None,
+@overload
+def workflow(fn: Callable[..., Any], *, name: str | None = None, partitions: PartitionsDefinition | None = None,
              schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
-             backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None):
+             backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None) -> Workflow: ...
+
+
+@overload
+def workflow(fn: None = None, *, name: str | None = None, partitions: PartitionsDefinition | None = None,
+             schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
+             backfill_strategy: BackfillStrategy | None = None,
+             max_concurrent_runs: int | None = None) -> Callable[[Callable[..., Any]], Workflow]: ...
+
+
+def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+             partitions: PartitionsDefinition | None = None, schedule: Schedule | Sequence[Schedule] | None = None,
+             tags: Mapping[str, str] | None = None, backfill_strategy: BackfillStrategy | None = None,
+             max_concurrent_runs: int | None = None) -> Workflow | Callable[[Callable[..., Any]], Workflow]:
     """Declare a workflow: ``@ac.workflow`` or ``@ac.workflow(partitions=ac.DailyPartitions("2024-01-01"))``."""
 
-    def wrap(f: Callable) -> Workflow:
+    def wrap(f: Callable[..., Any]) -> Workflow:
         return Workflow(f, name=name, partitions=partitions, schedule=schedule, tags=tags,
                         backfill_strategy=backfill_strategy, max_concurrent_runs=max_concurrent_runs)
 
     return wrap(fn) if fn is not None else wrap
 
+
+
+class WorkflowRegistry(Mapping[str, Workflow]):
+    """The workflows of a repository, by name."""
+
+    def __init__(self, workflows: Iterable[Workflow] = ()):
+        self._by_name: dict[str, Workflow] = {}
+        for wf in workflows:
+            if not isinstance(wf, Workflow):
+                raise ValueError(f"workflows: {wf!r} is not an @ac.workflow")
+            if wf.name in self._by_name:
+                raise ValueError(f"workflows: two workflows are named {wf.name!r}")
+            self._by_name[wf.name] = wf
+
+    def __getitem__(self, name: str) -> Workflow:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def lookup(self, workflow: str | Workflow, field: str = "workflow") -> Workflow:
+        """The workflow named (or given); ``ValueError`` naming ``field`` when it is not registered."""
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if not isinstance(name, str) or name not in self._by_name:
+            known = ", ".join(sorted(self._by_name)) or "none"
+            raise ValueError(f"{field}: unknown workflow {name!r} (known: {known})")
+        return self._by_name[name]
+
+    def defines(self, names: Iterable[str]) -> bool:
+        return all(n in self._by_name for n in names)

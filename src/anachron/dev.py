@@ -8,8 +8,11 @@ from typing import Any
 
 from .clock import time_from_environ, wall_clock
 from .definitions import Workflow
-from .engine.runs import partition_window
+from .engine.context import DEFAULT_LOG_LIMIT
+from .engine.jobs import partition_window
+from .loading import ref_of
 from .models import SUCCESS
+from .params import decode_params, encode_params
 from .runtime import RunJob, execute
 
 
@@ -29,7 +32,8 @@ class DevContext:
         """Execute one run of ``workflow`` here and now; returns its return value or raises its error."""
         if not isinstance(workflow, Workflow):
             raise ValueError("workflow: expected an @ac.workflow")
-        workflow.validate_params(params)
+        workflow.validate_params(params, complete=True)
+        params = decode_params(encode_params(params))  # what a stored run would get
         environ = {str(k): str(v) for k, v in self.environ.items()}
         keys = [partition_key] if partition_key is not None else []
         window = None
@@ -40,10 +44,10 @@ class DevContext:
         env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
         logical = window[1] if window else (env_time or time_from_environ(os.environ) or wall_clock())
         run_id = f"dev-{uuid.uuid4().hex[:12]}"
-        job = RunJob(run_id, 1, workflow.name, (workflow.module, workflow.qualname, workflow.source_file),
-                     partition_key, keys, window, logical, None, dict(params), dict(workflow.tags), None, environ)
+        job = RunJob(run_id, 1, ref_of(workflow), tuple(keys), window, logical, None, params,
+                     dict(workflow.tags), None, environ, DEFAULT_LOG_LIMIT)
         outcome = execute(job, workflow, apply_environ=True)
-        self.logs, self.last_run_id = outcome.logs, run_id
+        self.logs, self.last_run_id = list(outcome.logs), run_id
         if outcome.status != SUCCESS:
             if outcome.exception is not None:
                 raise outcome.exception

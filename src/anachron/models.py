@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
+
+from .estimate import Estimate
 
 # Run statuses
 QUEUED, RUNNING, SUCCESS, FAILED, CANCELED = "queued", "running", "success", "failed", "canceled"
@@ -26,6 +29,9 @@ REGULAR_PRIORITY = 0
 PRIORITY_TAG = "anachron/priority"
 BACKFILL_TAG = "anachron/backfill"
 RERUN_OF_TAG = "anachron/rerun_of"
+SCHEDULE_TAG = "anachron/schedule"  # on a tick's run: the schedule id
+TRIGGER_TAG = "anachron/trigger"  # on a schedule backfill: the schedule (trigger) id it replays
+OVERLAP_TAG = "anachron/overlap"  # on a tick's run of a schedule with overlap="buffer": "<workflow>/<schedule id>"
 
 
 class NotFoundError(LookupError):
@@ -97,6 +103,24 @@ class BackfillResult:
     is_dry_run: bool
     partition_keys: Sequence[str]
     plan: Sequence[Sequence[str]]
+    #: how long it would take (a dry run's; ``None`` otherwise): see ``anachron.estimate``
+    estimate: Estimate | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A schedule as every process sees it: its definition, whether it is paused, the last tick evaluated
+    (run, or passed over) and the next one due."""
+
+    workflow: str
+    schedule_id: str
+    cron: str
+    timezone: str
+    recover_missed: str
+    overlap: str
+    paused: bool
+    last_tick: datetime | None
+    next_tick: datetime | None
 
 
 @dataclass(frozen=True)

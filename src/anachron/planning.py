@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any, TypeVar, overload
 
 from .clock import to_datetime
 from .definitions import Workflow
 from .models import FAILED, MISSING
 from .partitions import KeySequence, MultiPartitions, PartitionKeyRange
 from .partitions.base import to_datetime as local_datetime
-from .schedules import tick_key, zone
+from .schedules import run_key, zone
 from .strategies import BATCHED, MULTI_RUN, PER_DIMENSION, SINGLE_RUN, BackfillStrategy
 
+T = TypeVar("T")
 REPROCESS = ("all", "failed_and_missing", "missing")
 ORDERS = ("oldest_first", "newest_first")
 FAILURE_POLICIES = ("continue", "stop_on_failure")
+
+
+class PlanChanged(ValueError):
+    """A stored plan can no longer be rebuilt as it was planned: the definitions changed since."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,13 @@ class PlannedRun:
     workflow: str
     keys: tuple[str, ...]
     scheduled_time: datetime | None = None
+    #: the idempotency key a schedule tick's run shares with the daemon's live tick (``schedule:<id>:<tick>``)
+    #: when the tick had no run when the backfill was planned; ``None``: the backfill's own key
+    shared_key: str | None = None
 
 
-def selection_spec(partition_keys=None, partition_range=None, start=None, end=None, trigger_id: str | None = None,
+def selection_spec(partition_keys: Sequence[str] | None = None, partition_range: PartitionKeyRange | None = None,
+                   start: Any = None, end: Any = None, trigger_id: str | None = None,
                    now: datetime | None = None) -> dict[str, Any]:
     """Normalise the three ways to pick partitions into one JSON-able selection; ValueError on a mix."""
     given = [name for name, value in (("partition_keys", partition_keys), ("partition_range", partition_range))
@@ -43,7 +52,8 @@ def selection_spec(partition_keys=None, partition_range=None, start=None, end=No
     if start is not None or end is not None:
         given.append("start/end")
     if len(given) > 1:
-        raise ValueError(f"selection: give exactly one of partition_keys, partition_range or start/end, got {' and '.join(given)}")
+        raise ValueError("selection: give exactly one of partition_keys, partition_range or start/end, "
+                         f"got {' and '.join(given)}")
     if partition_keys is not None:
         if isinstance(partition_keys, str) or not isinstance(partition_keys, Sequence):
             raise ValueError("partition_keys: expected a list of partition keys")
@@ -74,7 +84,7 @@ def selection_spec(partition_keys=None, partition_range=None, start=None, end=No
     return {"kind": "all"}
 
 
-def _time_text(value) -> str:
+def _time_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, (datetime, date)) else str(value).strip()
 
 
@@ -100,7 +110,7 @@ def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime
             raise ValueError(f"workflow: {workflow.name!r} has neither partitions nor a schedule to backfill")
         tz = zone(schedule.timezone)
         end = local_datetime(selection["end"], tz, "end") if selection.get("end") else now
-        ticks = [tick_key(t) for t in schedule.ticks(local_datetime(selection["start"], tz, "start"), end)]
+        ticks = schedule.tick_keys(local_datetime(selection["start"], tz, "start"), end)
         return KeySequence.from_list(ticks)
     if pdef is None:
         raise ValueError(f"workflow: {workflow.name!r} has no partitions; backfill it by start/end over its schedule")
@@ -110,10 +120,18 @@ def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime
         return PartitionKeyRange.from_dict(selection["range"]).resolve(pdef, now, dynamic)
     if kind == "time":
         if not pdef.is_time_based:
-            raise ValueError(f"start: workflow {workflow.name!r} has no time partitions or schedule; use partition_keys")
+            raise ValueError(f"start: workflow {workflow.name!r} has no time partitions or schedule; "
+                             "use partition_keys")
         end = selection.get("end") or now
         return pdef.keys_in_time_range(selection["start"], end, now, dynamic)
     raise ValueError(f"selection: unknown kind {kind!r}")
+
+
+def schedule_id_of(workflow: Workflow, selection: Mapping[str, Any]) -> str:
+    """The id of the schedule whose ticks a tick selection replays."""
+    if selection.get("trigger_id"):
+        return str(selection["trigger_id"])
+    return workflow.schedule.id if workflow.schedule is not None else "schedule"
 
 
 def is_tick_selection(workflow: Workflow, selection: Mapping[str, Any]) -> bool:
@@ -142,13 +160,19 @@ def kept_ranges(keys: Sequence[str], status: Mapping[str, str], reprocess: str) 
     return ranges
 
 
-class _LazySequence(Sequence):
+class _LazySequence(Sequence[T]):
     """An indexable view whose items are computed by ``_item(i)`` on demand."""
 
-    def _item(self, i: int):
+    def _item(self, i: int) -> T:
         raise NotImplementedError
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -158,7 +182,7 @@ class _LazySequence(Sequence):
         return self._item(i)
 
 
-class SelectedKeys(_LazySequence):
+class SelectedKeys(_LazySequence[str]):
     """A lazy view of the kept keys, in run order."""
 
     def __init__(self, keys: KeySequence, ranges: list[tuple[int, int]] | None, newest_first: bool):
@@ -188,7 +212,13 @@ class SelectedKeys(_LazySequence):
             i = self._len - 1 - i
         return self._keys[self._base_index(i)]
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
             start, stop, step = i.indices(self._len)
             if step == 1:  # a run's batch: hand whole stretches to the partition sequence's own slicing
@@ -223,12 +253,16 @@ class SelectedKeys(_LazySequence):
 class WorkflowPlan:
     """The run groups of one workflow in a backfill."""
 
-    def __init__(self, workflow: Workflow, keys: KeySequence, ranges, order: str, strategy: BackfillStrategy,
-                 is_ticks: bool):
+    def __init__(self, workflow: Workflow, keys: KeySequence, ranges: list[tuple[int, int]] | None, order: str,
+                 strategy: BackfillStrategy, is_ticks: bool, taken: list[tuple[int, int]] | None = None,
+                 schedule_id: str | None = None):
         self.workflow = workflow
         self.keys = SelectedKeys(keys, ranges, order == "newest_first")
         self.strategy = strategy
         self.is_ticks = is_ticks
+        self._all = keys
+        self._taken = [tuple(r) for r in taken or ()]
+        self._schedule_id = schedule_id
         self._groups: list[tuple[str, ...]] | None = None
         n = len(self.keys)
         if n == 0:
@@ -236,12 +270,24 @@ class WorkflowPlan:
         elif strategy.kind == SINGLE_RUN and not is_ticks:
             self.num_runs = 1
         elif strategy.kind == BATCHED and not is_ticks:
-            self.num_runs = -(-n // strategy.max_partitions_per_run)
+            self.num_runs = -(-n // (strategy.max_partitions_per_run or 1))
         elif strategy.kind == PER_DIMENSION and not is_ticks:
             self._groups = _per_dimension_groups(workflow, self.keys, strategy)
             self.num_runs = len(self._groups)
         else:
             self.num_runs = n
+
+    def planned(self, keys: tuple[str, ...]) -> PlannedRun:
+        """The run of one group of keys (for a tick: its time, and the key it shares with the live tick)."""
+        if not self.is_ticks:
+            return PlannedRun(self.workflow.name, keys)
+        tick = datetime.fromisoformat(keys[0]).astimezone(timezone.utc)
+        shared = None
+        if self._schedule_id is not None:
+            i = self._all.index(keys[0])
+            if not any(a <= i < b for a, b in self._taken):
+                shared = run_key(self._schedule_id, tick)
+        return PlannedRun(self.workflow.name, keys, tick, shared)
 
     def group(self, j: int) -> tuple[str, ...]:
         kind = self.strategy.kind
@@ -252,10 +298,45 @@ class WorkflowPlan:
         if kind == SINGLE_RUN:
             return tuple(self.keys)
         size = self.strategy.max_partitions_per_run
+        assert size is not None
         return tuple(self.keys[j * size:(j + 1) * size])
 
+    def span(self, j: int) -> tuple[str, str] | None:
+        """The first and last key of group ``j`` without building the group (a batch of a million keys
+        is two look-ups); ``None`` for an empty group."""
+        kind = self.strategy.kind
+        if self._groups is not None:
+            group = self._groups[j]
+            return (group[0], group[-1]) if group else None
+        if self.is_ticks or kind == MULTI_RUN:
+            key = self.keys[j]
+            return key, key
+        n = len(self.keys)
+        if kind == SINGLE_RUN:
+            return (self.keys[0], self.keys[n - 1]) if n else None
+        size = self.strategy.max_partitions_per_run
+        assert size is not None
+        first, last = j * size, min(n, (j + 1) * size) - 1
+        return (self.keys[first], self.keys[last]) if first <= last else None
 
-def _per_dimension_groups(workflow: Workflow, keys: Sequence[str], strategy: BackfillStrategy):
+    def groups(self, j0: int, j1: int) -> list[tuple[str, ...]]:
+        """Groups ``j0..j1-1`` at once: their keys come from one slice of the selection, which time
+        partitions format in bulk."""
+        kind = self.strategy.kind
+        if self._groups is not None:
+            return self._groups[j0:j1]
+        if self.is_ticks or kind == MULTI_RUN:
+            return [(k,) for k in self.keys[j0:j1]]
+        if kind == SINGLE_RUN:
+            return [tuple(self.keys)] if j0 < j1 else []
+        size = self.strategy.max_partitions_per_run
+        assert size is not None
+        keys = self.keys[j0 * size:j1 * size]
+        return [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
+
+
+def _per_dimension_groups(workflow: Workflow, keys: Sequence[str],
+                          strategy: BackfillStrategy) -> list[tuple[str, ...]]:
     pdef = workflow.partitions
     if not isinstance(pdef, MultiPartitions):
         raise ValueError(f"strategy: per_dimension needs multi-dimensional partitions; {workflow.name!r} has none")
@@ -284,13 +365,29 @@ class BackfillPlan:
     def run(self, index: int) -> PlannedRun:
         w = bisect.bisect_right(self._offsets, index) - 1
         plan = self.workflow_plans[w]
-        keys = plan.group(index - self._offsets[w])
-        scheduled = datetime.fromisoformat(keys[0]).astimezone(timezone.utc) if plan.is_ticks else None
-        return PlannedRun(plan.workflow.name, keys, scheduled)
+        return plan.planned(plan.group(index - self._offsets[w]))
+
+    def key_span(self, index: int) -> tuple[str, str] | None:
+        """The first and last key of run ``index`` (cheap even for a run of many keys); ``None`` when it has
+        none."""
+        if not 0 <= index < self.num_runs:
+            raise IndexError(f"run index {index} out of range (the plan has {self.num_runs} runs)")
+        w = bisect.bisect_right(self._offsets, index) - 1
+        return self.workflow_plans[w].span(index - self._offsets[w])
 
     def runs(self, start: int = 0, stop: int | None = None) -> Iterator[PlannedRun]:
-        for i in range(start, self.num_runs if stop is None else min(stop, self.num_runs)):
-            yield self.run(i)
+        """Runs ``start..stop-1``, their keys computed a workflow's stretch at a time."""
+        stop = self.num_runs if stop is None else min(stop, self.num_runs)
+        w = bisect.bisect_right(self._offsets, start) - 1
+        while start < stop:
+            plan, base = self.workflow_plans[w], self._offsets[w]
+            end = min(stop, self._offsets[w + 1])
+            if plan.is_ticks:
+                yield from (plan.planned(keys) for keys in plan.groups(start - base, end - base))
+            else:
+                name = plan.workflow.name
+                yield from (PlannedRun(name, keys) for keys in plan.groups(start - base, end - base))
+            start, w = end, w + 1
 
     @property
     def partition_keys(self) -> Sequence[str]:
@@ -299,11 +396,12 @@ class BackfillPlan:
         return _Concat([p.keys for p in self.workflow_plans])
 
     @property
-    def groups(self) -> Sequence[tuple[str, ...]]:
+    def groups(self) -> Sequence[list[str]]:
+        """The keys of each run, in order (lazy)."""
         return _Groups(self)
 
 
-class _Concat(_LazySequence):
+class _Concat(_LazySequence[str]):
     def __init__(self, parts: list[Sequence[str]]):
         self._parts = parts
         self._offsets = [0]
@@ -317,12 +415,12 @@ class _Concat(_LazySequence):
         p = bisect.bisect_right(self._offsets, i) - 1
         return self._parts[p][i - self._offsets[p]]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         for part in self._parts:
             yield from part
 
 
-class _Groups(_LazySequence):
+class _Groups(_LazySequence[list[str]]):
     def __init__(self, plan: BackfillPlan):
         self._plan = plan
 
@@ -334,42 +432,149 @@ class _Groups(_LazySequence):
 
 
 def build_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow],
-               dynamic: Mapping[str, Sequence[str]]) -> BackfillPlan:
-    """Rebuild a plan from its frozen spec (see ``freeze_plan``)."""
+               dynamic: Mapping[str, Sequence[str]], resolved: Mapping[str, KeySequence] | None = None) -> BackfillPlan:
+    """Rebuild a plan from its frozen spec (see ``freeze_plan``). Raises ``PlanChanged`` when the keys it
+    planned can no longer be produced (a workflow or its partitions changed since). ``resolved``: the keys
+    ``freeze_plan`` was given, when the plan is built right after it (not from storage)."""
     now = datetime.fromisoformat(spec["now"])
     strategy = BackfillStrategy.from_dict(spec["strategy"]) if spec.get("strategy") else None
     plans = []
     for name in spec["workflows"]:
-        workflow = workflows[name]
-        keys = resolve_keys(workflow, spec["selection"], now, spec.get("dynamic", dynamic))
+        workflow = workflows.get(name)
+        if workflow is None:
+            raise PlanChanged(f"workflow {name!r} is no longer defined")
+        try:
+            keys = resolved[name] if resolved and name in resolved else \
+                resolve_keys(workflow, spec["selection"], now, spec.get("dynamic", dynamic))
+        except ValueError as exc:
+            if "checks" not in spec:
+                raise
+            raise PlanChanged(f"workflow {name!r}: {exc}") from None
+        check = spec.get("checks", {}).get(name)
+        if check is not None:
+            verify_keys(workflow, keys, check)
         is_ticks = is_tick_selection(workflow, spec["selection"])
         ranges = spec.get("kept", {}).get(name)
         ranges = None if ranges is None else [tuple(r) for r in ranges]
         chosen = strategy or workflow.backfill_strategy or BackfillStrategy.multi_run()
-        plans.append(WorkflowPlan(workflow, keys, ranges, spec["order"], chosen, is_ticks))
+        taken = spec.get("taken", {}).get(name)
+        shared = schedule_id_of(workflow, spec["selection"]) if is_ticks and "taken" in spec else None
+        plans.append(WorkflowPlan(workflow, keys, ranges, spec["order"], chosen, is_ticks, taken, shared))
     return BackfillPlan(plans)
+
+
+def definition_fingerprint(workflow: Workflow) -> str:
+    """A short digest of what decides a workflow's keys: its partitions (or schedules)."""
+    pdef = workflow.partitions
+    text = repr((type(pdef).__name__, pdef._identity() if pdef is not None else None,
+                 [(s.id, s.cron, s.timezone) for s in workflow.schedules]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Up to this many keys, a plan also stores a digest of them all (checked when the definition changed).
+DIGEST_MAX_KEYS = 100_000
+
+
+def key_check(workflow: Workflow, keys: Sequence[str]) -> dict[str, Any]:
+    """What identifies the keys a workflow's selection resolved to, stored with the plan: their count,
+    first and last key, a fingerprint of the definition and, for up to ``DIGEST_MAX_KEYS`` keys, a digest."""
+    n = len(keys)
+    return {"count": n, "first": keys[0] if n else None, "last": keys[n - 1] if n else None,
+            "definition": definition_fingerprint(workflow), "shown": _shown(workflow),
+            "digest": _digest(keys) if n <= DIGEST_MAX_KEYS else None}
+
+
+def verify_keys(workflow: Workflow, keys: Sequence[str], check: Mapping[str, Any]) -> None:
+    """Raise ``PlanChanged``, saying what changed, unless ``keys`` are the ones the plan was made with.
+
+    The same definition gives the same keys. A changed definition (a later ``end``, say) is accepted
+    when it still gives the planned keys: the same count, first and last key and, for plans of up to
+    ``DIGEST_MAX_KEYS`` keys, the same digest of them all."""
+    if check.get("definition") == definition_fingerprint(workflow):
+        return
+    n = len(keys)
+    now = {"count": n, "first": keys[0] if n else None, "last": keys[n - 1] if n else None}
+    same = all(now[k] == check[k] for k in now)
+    if same and check.get("digest") is not None:
+        same = _digest(keys) == check["digest"]
+    if same:
+        return
+
+    def span(c: Mapping[str, Any]) -> str:
+        return f"{c['count']} keys" + (f" {c['first']} … {c['last']}" if c["count"] else "")
+    before = check.get("shown")
+    changed = f" (planned with {before}, now {_shown(workflow)})" if before and before != _shown(workflow) else ""
+    detail = f"{span(now)}" if now["count"] != check["count"] or now["first"] != check["first"] or \
+        now["last"] != check["last"] else f"{span(now)}, not all of them the planned ones"
+    raise PlanChanged(f"workflow {workflow.name!r} changed since the backfill was planned{changed}: it planned "
+                      f"{span(check)}, the definition now gives {detail}")
+
+
+def _digest(keys: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for key in keys:
+        h.update(key.encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def _shown(workflow: Workflow) -> str:
+    if workflow.partitions is not None:
+        return repr(workflow.partitions)
+    return ", ".join(f"Schedule({s.cron!r}, timezone={s.timezone!r})" for s in workflow.schedules) or "no partitions"
 
 
 def freeze_plan(workflows: Sequence[Workflow], selection: Mapping[str, Any], strategy: BackfillStrategy | None,
                 order: str, reprocess: str, now: datetime, dynamic: Mapping[str, Sequence[str]],
-                statuses: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    """Decide a backfill's plan once, as JSON: the reprocess filter is evaluated now and kept as ranges."""
+                statuses: Mapping[str, Mapping[str, str]],
+                taken: Mapping[str, Iterable[str]] | None = None,
+                resolved: Mapping[str, KeySequence] | None = None) -> dict[str, Any]:
+    """Decide a backfill's plan once, as JSON: the reprocess filter is evaluated now and kept as ranges.
+
+    For a schedule's ticks, ``taken`` names (per workflow) the ticks that already had a run: the others'
+    runs share their idempotency key with the daemon's live tick (``schedules.run_key``), so a tick the
+    backfill and the daemon reach together runs once; a tick that had run is run again under the backfill's
+    own key (that is what replaying it asks for)."""
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
     if reprocess not in REPROCESS:
         raise ValueError(f"reprocess: expected one of {REPROCESS}, got {reprocess!r}")
     kept: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    resolved = dict(resolved or {})
     for workflow in workflows:
-        keys = resolve_keys(workflow, selection, now, dynamic)
+        if workflow.name not in resolved:
+            resolved[workflow.name] = resolve_keys(workflow, selection, now, dynamic)
+        keys = resolved[workflow.name]
         kept[workflow.name] = kept_ranges(keys, statuses.get(workflow.name, {}), reprocess)
+        checks[workflow.name] = key_check(workflow, keys)
     spec: dict[str, Any] = {
         "workflows": [w.name for w in workflows], "selection": dict(selection), "now": now.isoformat(),
         "strategy": strategy.to_dict() if strategy else None, "order": order, "reprocess": reprocess,
-        "kept": kept,
+        "kept": kept, "checks": checks,
     }
     if any(_uses_dynamic(w) for w in workflows):
         spec["dynamic"] = {k: list(v) for k, v in dynamic.items()}
+    if taken is not None:
+        spec["taken"] = {}
+        for workflow in workflows:
+            if is_tick_selection(workflow, selection):
+                had = set(taken.get(workflow.name, ()))
+                keys = resolved[workflow.name]
+                spec["taken"][workflow.name] = _index_ranges(i for i, k in enumerate(keys) if k in had) \
+                    if had else []
     return spec
+
+
+def _index_ranges(indices: Iterable[int]) -> list[list[int]]:
+    """Increasing indices as ``[a, b)`` ranges."""
+    ranges: list[list[int]] = []
+    for i in indices:
+        if ranges and ranges[-1][1] == i:
+            ranges[-1][1] = i + 1
+        else:
+            ranges.append([i, i + 1])
+    return ranges
 
 
 def _uses_dynamic(workflow: Workflow) -> bool:
@@ -381,9 +586,16 @@ def _uses_dynamic(workflow: Workflow) -> bool:
 
 
 def run_idempotency_key(backfill_id: str, keys: Sequence[str]) -> str:
-    """``backfill:<id>:<keys>``; long key lists are summarised by their first, last and a digest."""
-    joined = ",".join(keys)
+    """``backfill:<id>:<keys>``: the keys joined by commas, each with ``%`` and ``,`` escaped, so no two key
+    lists give the same text (``["a", "b"]`` → ``a,b``; ``["a,b"]`` → ``a%2Cb``). A list longer than 200
+    characters is summarised by its (shortened) first and last key, its length and a digest of the whole."""
+    escaped = [_escape(k) for k in keys]
+    joined = ",".join(escaped)
     if len(joined) > 200:
         digest = hashlib.sha256(joined.encode()).hexdigest()[:16]
-        joined = f"{keys[0]}..{keys[-1]}#{len(keys)}:{digest}"
+        joined = f"{escaped[0][:40]}..{escaped[-1][:40]}#{len(keys)}:{digest}"
     return f"backfill:{backfill_id}:{joined}"
+
+
+def _escape(key: str) -> str:
+    return key.replace("%", "%25").replace(",", "%2C") if ("%" in key or "," in key) else key

@@ -1,30 +1,43 @@
-"""``CodeRepository``: the workflows plus the instance (storage, executor, limits) — the public façade."""
+"""``CodeRepository``: the workflows plus the instance (storage, executor, limits) — the public façade.
+
+It validates what users pass, builds one ``EngineContext`` and hands it to the coordinator and to the run
+and backfill services, which do the work; every method here is a thin, typed door into them.
+"""
 
 from __future__ import annotations
 
-import os
-import threading
-import time as _time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from . import backfills as _backfills
-from .clock import LogicalTimeError, time_from_environ, wall_clock
-from .definitions import Workflow, normalize_tags
+from .clock import wall_clock
+from .definitions import Workflow, WorkflowRegistry, normalize_tags
+from .engine.backfills import BackfillService
+from .engine.context import DEFAULT_LOG_LIMIT, EngineContext, StorageHandle, WorkerIdentity
 from .engine.coordinator import Coordinator
+from .engine.daemon import Daemon
 from .engine.executors.base import Executor
 from .engine.executors.local import LocalExecutor
-from .engine.pools import PoolGate
 from .engine.queue import QueueLimits
-from .engine.runs import new_run_id, partition_window
-from .models import (FAILED, MISSING, PRIORITY_TAG, QUEUED, REGULAR_PRIORITY, BackfillStatus,
-                     NotFoundError, Run, RunQueueConfig)
+from .engine.runs import RunService
+from .engine.scheduler import schedule_statuses, set_paused
+from .grid import BackfillGrid, PartitionGrid
+from .loading import unreachable_reason
+from .models import (
+    MISSING,
+    OVERLAP_TAG,
+    BackfillResult,
+    BackfillStatus,
+    NotFoundError,
+    Run,
+    RunQueueConfig,
+    ScheduleStatus,
+    TagConcurrencyLimit,
+)
 from .partitions import DynamicPartitions
-from .planning import BackfillPlan, build_plan
+from .records import RunFilter
 from .storage import Storage, default_url, is_memory_url, normalize_url
-from .storage.codec import dumps, ts
-
-WAIT_SLICE = 0.5
+from .strategies import BackfillStrategy
 
 
 class CodeRepository:
@@ -36,85 +49,60 @@ class CodeRepository:
 
     def __init__(self, workflows: Iterable[Workflow] = (), storage: str | Storage | None = None,
                  executor: Executor | None = None, run_queue: RunQueueConfig | None = None,
-                 lease_seconds: float = 30, clock: Callable[[], datetime] | None = None):
-        self._workflows: dict[str, Workflow] = {}
-        for wf in workflows:
-            if not isinstance(wf, Workflow):
-                raise ValueError(f"workflows: {wf!r} is not an @ac.workflow")
-            if wf.name in self._workflows:
-                raise ValueError(f"workflows: two workflows are named {wf.name!r}")
-            self._workflows[wf.name] = wf
-        self._claimable = set(self._workflows)
+                 lease_seconds: float = 30, clock: Callable[[], datetime] | None = None,
+                 log_limit: int = DEFAULT_LOG_LIMIT):
+        self.workflow_registry = WorkflowRegistry(workflows)
         if executor is not None and not isinstance(executor, Executor):
             raise ValueError("executor: expected ac.InProcessExecutor, ac.LocalExecutor or ac.DaskExecutor")
         if run_queue is not None and not isinstance(run_queue, RunQueueConfig):
             raise ValueError("run_queue: expected ac.RunQueueConfig")
-        if not isinstance(lease_seconds, (int, float)) or lease_seconds <= 0:
+        if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) or not lease_seconds > 0:
             raise ValueError(f"lease_seconds: must be > 0, got {lease_seconds!r}")
+        if isinstance(log_limit, bool) or not isinstance(log_limit, int) or log_limit < 1000:
+            raise ValueError(f"log_limit: must be an integer >= 1000 (bytes per run), got {log_limit!r}")
         self.executor = executor or LocalExecutor(max_workers=4)
+        if not self.executor.shares_memory:
+            for wf in self.workflow_registry.values():
+                reason = unreachable_reason(wf)
+                if reason is not None:
+                    raise ValueError(f"workflows: {reason}")
         self.run_queue = run_queue or RunQueueConfig()
         self.lease_seconds = float(lease_seconds)
-        self._clock = clock or wall_clock
-        self._storage = storage if isinstance(storage, Storage) else None
         self.storage_url = storage.url if isinstance(storage, Storage) else normalize_url(storage or default_url())
         if is_memory_url(self.storage_url) and self.run_queue.pools and not self.executor.shares_memory:
             raise ValueError("run_queue.pools: an in-memory database (sqlite://) cannot be shared with worker "
                              "processes; use a file or PostgreSQL, or InProcessExecutor")
-        self._limits = QueueLimits(self.run_queue.max_concurrent_runs,
-                                   {n: w.max_concurrent_runs for n, w in self._workflows.items()
-                                    if w.max_concurrent_runs},
-                                   tuple(self.run_queue.tag_concurrency_limits), self.run_queue.priority_aging_seconds)
-        self._lock = threading.Lock()
-        self._coordinator = Coordinator(self)
-        self._gate: PoolGate | None = None
+        tag_limits = tuple(self.run_queue.tag_concurrency_limits)
+        if any(s.overlap == "buffer" for w in self.workflow_registry.values() for s in w.schedules):
+            # one run at a time per buffered schedule: its next tick's run waits in the queue
+            tag_limits += (TagConcurrencyLimit(OVERLAP_TAG, limit=1, per_unique_value=True),)
+        limits = QueueLimits(self.run_queue.max_concurrent_runs,
+                             {n: w.max_concurrent_runs for n, w in self.workflow_registry.items()
+                              if w.max_concurrent_runs},
+                             tag_limits, self.run_queue.priority_aging_seconds)
+        self._engine = EngineContext(
+            registry=self.workflow_registry,
+            storage_handle=StorageHandle(self.storage_url, storage if isinstance(storage, Storage) else None),
+            executor=self.executor, limits=limits, clock=clock or wall_clock, identity=WorkerIdentity.new(),
+            lease_seconds=self.lease_seconds, pools=dict(self.run_queue.pools), log_limit=log_limit)
+        self._coordinator = Coordinator(self._engine)
+        self._runs = RunService(self._engine, self._coordinator)
+        self._backfills = BackfillService(self._engine, self._coordinator)
 
     @property
     def storage(self) -> Storage:
         """The storage, opened (and migrated) on first use — not when the repository is defined, so a
         module that defines one can be imported anywhere (worker processes do) without touching it."""
-        if self._storage is None:
-            with self._lock:
-                if self._storage is None:
-                    self._storage = Storage(self.storage_url)
-        return self._storage
-
-    # -- plumbing used by the engine ------------------------------------------------------------
-    def _now(self) -> datetime:
-        return self._clock()
-
-    def _now_ts(self) -> float:
-        return self._clock().timestamp()
-
-    def _queue_limits(self) -> QueueLimits:
-        return self._limits
-
-    def _pool_gate(self) -> PoolGate | None:
-        if self.run_queue.pools and self._gate is None:
-            self._gate = PoolGate(self.storage, self.run_queue.pools)
-        return self._gate
-
-    def _workflow_for_job(self, name: str) -> Workflow:
-        return self._workflows[name]
-
-    def _build_plan(self, spec: Mapping[str, Any]) -> BackfillPlan:
-        return build_plan(spec, self._workflows, spec.get("dynamic", {}))
-
-    def _dynamic(self) -> dict[str, list[str]]:
-        with self.storage.read() as s:
-            return s.dynamic_keys()
+        return self._engine.storage
 
     # -- definitions ----------------------------------------------------------------------------
     @property
     def workflows(self) -> list[Workflow]:
-        return list(self._workflows.values())
+        return list(self.workflow_registry.values())
 
     def workflow(self, workflow: str | Workflow, field: str = "workflow") -> Workflow:
         """The workflow named (or given); ``ValueError`` naming it when unknown."""
-        name = workflow.name if isinstance(workflow, Workflow) else workflow
-        if not isinstance(name, str) or name not in self._workflows:
-            known = ", ".join(sorted(self._workflows)) or "none"
-            raise ValueError(f"{field}: unknown workflow {name!r} (known: {known})")
-        return self._workflows[name]
+        return self.workflow_registry.lookup(workflow, field)
 
     # -- runs -----------------------------------------------------------------------------------
     def run(self, workflow: str | Workflow, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
@@ -122,131 +110,82 @@ class CodeRepository:
             scheduled_time: datetime | None = None, idempotency_key: str | None = None,
             environ: Mapping[str, str] | None = None, block: bool = True) -> Run:
         """Submit one run (and by default wait for it). The same ``idempotency_key`` returns the same run."""
-        wf = self.workflow(workflow)
-        params = dict(params or {})
-        wf.validate_params(params)
-        run_tags = {**wf.tags, **normalize_tags(tags)}
-        priority = _priority(run_tags, REGULAR_PRIORITY)
-        environ = {str(k): str(v) for k, v in (environ or {}).items()}
-        now = self._now()
-        keys: list[str] = []
-        window = None
-        if partition_key is not None:
-            if wf.partitions is None:
-                raise ValueError(f"partition_key: workflow {wf.name!r} has no partitions")
-            wf.partitions.validate_key(partition_key, now, self._dynamic())
-            keys = [partition_key]
-            window = partition_window(wf, keys)
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not idempotency_key:
-                raise ValueError("idempotency_key: must be a non-empty string")
-            with self.storage.read() as s:
-                existing = s.run_by_idempotency_key(wf.name, idempotency_key)
-            if existing is not None:
-                return self.wait_run(existing.run_id) if block and not existing.is_finished else existing
-        error = None
-        try:  # a malformed ANACHRON_TIME in the run's environment fails the run, whatever decides its time
-            env_time = time_from_environ(environ)
-            if window is not None:
-                logical = window[1]
-            elif scheduled_time is not None:
-                logical = scheduled_time
-            else:
-                logical = env_time or time_from_environ(os.environ) or now
-        except LogicalTimeError as exc:
-            logical, error = now, str(exc)
-        row = {
-            "run_id": new_run_id(), "workflow": wf.name, "status": FAILED if error else QUEUED, "keys": keys,
-            "params": dumps(params), "tags": dumps(run_tags), "priority": priority, "backfill_id": None,
-            "idempotency_key": idempotency_key, "attempt": 1, "logical_time": logical.timestamp(),
-            "scheduled_time": ts(scheduled_time), "created_at": now.timestamp(), "run_name": run_name,
-            "environ": dumps(environ), "owner": self._coordinator.worker_id, "cancel_requested": False,
-            "error": error, "ended_at": now.timestamp() if error else None,
-        }
-        run_id = row["run_id"]
-        try:
-            with self.storage.write() as s:
-                existing = s.run_by_idempotency_key(wf.name, idempotency_key) if idempotency_key else None
-                if existing is not None:
-                    run_id = existing.run_id
-                else:
-                    s.insert_runs([row])
-        except Exception as exc:  # a concurrent submit with the same idempotency key won the race
-            if idempotency_key is None or "unique" not in str(exc).lower():
-                raise
-            with self.storage.read() as s:
-                run_id = s.run_by_idempotency_key(wf.name, idempotency_key).run_id
-        if not error:
-            self._coordinator.ensure_started()
-            self._coordinator.wake()
-        return self.wait_run(run_id) if block else self.get_run(run_id)
+        record = self._runs.submit(self.workflow(workflow), partition_key, params, tags, run_name, scheduled_time,
+                                   idempotency_key, environ)
+        if block and record.status in ("queued", "running"):
+            record = self._runs.wait(record.run_id)
+        return record.to_run()
 
     def wait_run(self, run_id: str, timeout: float | None = None) -> Run:
         """Wait until a run has finished (taking it over if the process running it died)."""
-        deadline = None if timeout is None else _time.monotonic() + timeout
-        coordinator = self._coordinator
-        coordinator.ensure_started()
-        version = coordinator.run_version
-        while True:
-            run = self.get_run(run_id)
-            if run is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            if run.is_finished:
-                return run
-            if run.workflow in self._claimable:  # we can finish it if the process running it died
-                coordinator.adopt_run(run_id)
-            remaining = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - _time.monotonic())
-            if remaining <= 0:
-                raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")
-            version = coordinator.wait_for_change(version, remaining, runs=True)
+        return self._runs.wait(run_id, timeout).to_run()
 
     def get_run(self, run_id: str) -> Run | None:
-        with self.storage.read() as s:
-            return s.get_run(run_id)
+        record = self._runs.get(run_id)
+        return record.to_run() if record is not None else None
 
     def list_runs(self, workflow: str | Workflow | None = None, status: str | Sequence[str] | None = None,
-                  backfill_id: str | None = None, tags: Mapping[str, str] | None = None, limit: int = 100) -> list[Run]:
-        name = self.workflow(workflow).name if workflow is not None else None
-        with self.storage.read() as s:
-            return s.list_runs(name, status, backfill_id, normalize_tags(tags), limit)
+                  backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
+                  limit: int | None = 100, offset: int = 0) -> list[Run]:
+        """Runs, newest first; every filter is applied by the database. A workflow named by a string need
+        not be defined any more: its history stays listable. ``offset`` skips that many (paging)."""
+        where = RunFilter(_name_of(workflow),
+                          (status,) if isinstance(status, str) else tuple(status or ()), backfill_id,
+                          normalize_tags(tags), limit, _offset(offset))
+        return [r.to_run() for r in self.storage.run(lambda s: s.list_runs(where), write=False)]
 
     def cancel_run(self, run_id: str) -> bool:
         """Cancel a queued or running run. ``False`` when it had already finished."""
-        now = self._now_ts()
-        with self.storage.write() as s:
-            run = s.get_run(run_id)
-            if run is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            if run.is_finished:
-                return False
-            owner = s.run_owner(run_id)
-            local = owner == self._coordinator.worker_id
-            if run.status == QUEUED or local or owner not in s.live_worker_ids(now):
-                s.finish_runs([{"run_id": run_id, "status": "canceled", "error": "canceled"}], now)
-            else:
-                s.request_cancel([run_id])
-        if local:
-            self._coordinator.cancel_local(run_id)
-        self._coordinator.wake()
-        return True
+        return self._runs.cancel(run_id)
 
     def run_logs(self, run_id: str) -> list[dict[str, Any]]:
         """The log lines of a run (every attempt), oldest first."""
-        with self.storage.read() as s:
-            if s.get_run(run_id) is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            return [{"attempt": r.attempt, "time": datetime.fromtimestamp(r.ts, timezone.utc), "level": r.level,
-                     "message": r.message} for r in s.run_logs(run_id)]
+        def read(s: Any) -> list[Any] | None:
+            return s.run_logs(run_id) if s.get_run(run_id) is not None else None
 
-    def partition_status(self, workflow: str | Workflow) -> dict[str, str]:
-        """key → ``missing`` | ``queued`` | ``running`` | ``success`` | ``failed`` for every existing key."""
+        lines = self.storage.run(read, write=False)
+        if lines is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return [{"attempt": line.attempt, "time": datetime.fromtimestamp(line.ts, timezone.utc), "level": line.level,
+                 "message": line.message} for line in lines]
+
+    def partition_status(self, workflow: str | Workflow, *, from_key: str | None = None, to_key: str | None = None,
+                         limit: int | None = None) -> dict[str, str]:
+        """key → ``missing`` | ``queued`` | ``running`` | ``success`` | ``failed``, in key order: every key, or
+        the keys from ``from_key`` to ``to_key`` (inclusive), at most ``limit`` of them — a page of a big
+        workflow without reading the rest. The database computes each key's latest run."""
         wf = self.workflow(workflow)
-        with self.storage.read() as s:
-            statuses = s.partition_status(wf.name)
-            dynamic = s.dynamic_keys()
         if wf.partitions is None:
-            return statuses
-        return {k: statuses.get(k, MISSING) for k in wf.partitions.get_partition_keys(self._now(), dynamic)}
+            return self.storage.run(lambda s: s.partition_statuses(wf.name), write=False)
+        dynamic = self.storage.run(lambda s: s.dynamic_keys(), write=False)
+        keys = wf.partitions.get_partition_keys(self._engine.now(), dynamic)
+        first = self._key_index(wf, keys, "from_key", from_key) if from_key is not None else 0
+        last = self._key_index(wf, keys, "to_key", to_key) + 1 if to_key is not None else len(keys)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ValueError(f"limit: must be an integer >= 0, got {limit!r}")
+            last = min(last, first + limit)
+        page = keys[first:max(first, last)]
+        paged = from_key is not None or to_key is not None or limit is not None
+        known = self.storage.run(lambda s: s.partition_statuses(wf.name, list(page) if paged else None), write=False)
+        return {k: known.get(k, MISSING) for k in page}
+
+    def partition_grid(self, workflow: str | Workflow, max_cells: int = 2000) -> PartitionGrid:
+        """The workflow's partition keys in key order as at most ``max_cells`` cells (``anachron.grid``), each
+        counting its keys' ``partition_status`` (``missing`` for keys without runs). Cost: the database
+        computes the latest run of every key that has runs (as ``partition_status(workflow)`` does), so it
+        grows with the workflow's history — fine for thousands of keys, seconds for a million keys with runs;
+        ``backfill_grid`` is the cheap one."""
+        from .engine.grids import read_partition_grid
+
+        return read_partition_grid(self._engine, self.workflow(workflow), max_cells)
+
+    @staticmethod
+    def _key_index(wf: Workflow, keys: Sequence[str], field: str, key: str) -> int:
+        try:
+            return keys.index(key)
+        except ValueError:
+            raise ValueError(f"{field}: {key!r} is not a partition key of workflow {wf.name!r}") from None
 
     # -- dynamic partitions -----------------------------------------------------------------------
     def add_dynamic_partitions(self, name: str, keys: Sequence[str]) -> int:
@@ -254,57 +193,133 @@ class CodeRepository:
         if isinstance(keys, str):
             raise ValueError("keys: expected a list of keys, not one string")
         checked = DynamicPartitions.validate_new_keys(keys)
-        with self.storage.write() as s:
-            return s.add_dynamic_keys(name, checked)
+        return self.storage.run(lambda s: s.add_dynamic_keys(name, checked))
 
     def delete_dynamic_partition(self, name: str, key: str) -> bool:
-        with self.storage.write() as s:
-            return s.delete_dynamic_key(name, key)
+        return self.storage.run(lambda s: s.delete_dynamic_key(name, key))
 
     def get_dynamic_partitions(self, name: str) -> list[str]:
-        with self.storage.read() as s:
-            return s.dynamic_keys([name]).get(name, [])
+        return self.storage.run(lambda s: s.dynamic_keys([name]), write=False).get(name, [])
 
-    # -- backfills (see backfills.py) -----------------------------------------------------------
-    backfill = _backfills.backfill
-    backfill_schedule = _backfills.backfill_schedule
-    rerun_backfill = _backfills.rerun_backfill
-    pause_backfill = _backfills.pause_backfill
-    resume_backfill = _backfills.resume_backfill
-    cancel_backfill = _backfills.cancel_backfill
-    wait_backfill = _backfills.wait_backfill
+    # -- backfills --------------------------------------------------------------------------------
+    def backfill(self, workflow: str | Workflow | None = None, selection: Sequence[str | Workflow] | None = None,
+                 partition_keys: Sequence[str] | None = None, partition_range: Any = None, start: Any = None,
+                 end: Any = None, strategy: BackfillStrategy | None = None, failure_policy: str = "continue",
+                 max_concurrency: int = 4, tags: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+                 config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
+                 reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
+                 block: bool = True, dry_run: bool = False, coordinate: bool = True) -> BackfillResult:
+        """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2.
+
+        ``coordinate=False`` (with ``block=False``) only stores the backfill, ``requested``: the daemon or
+        the next process that waits on it leads it."""
+        from .requests import BackfillRequest
+
+        request = BackfillRequest.from_python(
+            workflow, selection, partition_keys, partition_range, start, end, strategy, failure_policy,
+            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run)
+        return self._backfills.create(request, block=block, coordinate=coordinate)
+
+    def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True) -> BackfillResult:
+        """Submit a validated ``BackfillRequest`` (what the CLI and the HTTP API build)."""
+        return self._backfills.create(request, block=block, coordinate=coordinate)
+
+    def backfill_schedule(self, workflow: str | Workflow, trigger_id: str = "schedule", start: Any = None,
+                          end: Any = None, inputs: Mapping[str, Any] | None = None, labels: Any = None,
+                          block: bool = True, dry_run: bool = False, coordinate: bool = True,
+                          **options: Any) -> BackfillResult:
+        """Replay the cron ticks of one schedule in ``[start, end]`` (Kestra-style): a backfill like any other."""
+        from .requests import BackfillRequest
+
+        wf = self.workflow(workflow)
+        wf.get_schedule(trigger_id)
+        request = BackfillRequest.for_schedule(wf, trigger_id, start=start, end=end, inputs=inputs, labels=labels,
+                                               dry_run=dry_run, **options)
+        return self._backfills.create(request, block=block, coordinate=coordinate)
+
+    def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
+                       coordinate: bool = True) -> BackfillResult:
+        """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
+        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate)
+
+    def pause_backfill(self, backfill_id: str) -> BackfillStatus:
+        """Stop starting new runs of the backfill; runs in flight finish."""
+        return self._backfills.pause(backfill_id)
+
+    def resume_backfill(self, backfill_id: str) -> BackfillStatus:
+        """Continue a paused backfill where it stopped (the process leading it starts new runs again)."""
+        return self._backfills.resume(backfill_id)
+
+    def cancel_backfill(self, backfill_id: str) -> bool:
+        """Cancel: queued runs at once, running runs stopped. ``True`` when this process leads the backfill
+        and acted directly, ``False`` when the leader elsewhere acts on the marker written to storage."""
+        return self._backfills.cancel(backfill_id)
+
+    def wait_backfill(self, backfill_id: str, timeout: float | None = None) -> BackfillStatus:
+        """Wait until a backfill has finished; takes over its coordination if its leader died."""
+        return self._backfills.wait(backfill_id, timeout)
 
     def get_backfill(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
         """The backfill's status, or ``None``. Pass ``include_run_ids=False`` when polling a big one."""
-        with self.storage.read() as s:
-            return s.backfill_status(backfill_id, include_run_ids)
+        return self._backfills.status(backfill_id, include_run_ids)
 
-    def list_backfills(self, status: str | Sequence[str] | None = None,
-                       workflow: str | Workflow | None = None) -> list[BackfillStatus]:
-        name = self.workflow(workflow).name if workflow is not None else None
-        with self.storage.read() as s:
-            rows = s.list_backfills(status, name)
-            return [s.backfill_status(r.backfill_id) for r in rows]
+    def backfill_grid(self, backfill_id: str, max_cells: int = 2000) -> BackfillGrid:
+        """The backfill's planned runs in plan order as at most ``max_cells`` cells for a status grid
+        (``anachron.grid``): one cell per run (with its run id) while they fit, else cells of ``cell_size``
+        runs counting each status — ``pending`` for runs not created yet (``canceled`` once the backfill has
+        ended). Each cell carries the first and last partition key it covers when the plan can be rebuilt.
+        Cheap for a million runs: storage counts only the runs that did not succeed. ``NotFoundError`` for
+        an unknown id."""
+        from .engine.grids import read_backfill_grid
+
+        return read_backfill_grid(self._engine, backfill_id, max_cells)
+
+    def list_backfills(self, status: str | Sequence[str] | None = None, workflow: str | Workflow | None = None,
+                       include_run_ids: bool = False, limit: int | None = None,
+                       offset: int = 0) -> list[BackfillStatus]:
+        """Backfills, newest first (filtered by the database). Their ``run_ids`` are left empty unless
+        ``include_run_ids``: ``get_backfill`` gives one backfill's. ``workflow`` as in ``list_runs``."""
+        name = _name_of(workflow)
+        statuses = (status,) if isinstance(status, str) else tuple(status or ())
+        return self._backfills.list(statuses, name, include_run_ids, limit, _offset(offset))
+
+    # -- schedules and the daemon -------------------------------------------------------------------
+    def list_schedules(self, workflow: str | Workflow | None = None) -> list[ScheduleStatus]:
+        """Every schedule (or one workflow's), with whether it is paused and its last and next tick."""
+        return schedule_statuses(self._engine, _name_of(workflow))
+
+    def pause_schedule(self, workflow: str | Workflow, schedule_id: str = "schedule") -> ScheduleStatus:
+        """Stop a schedule's ticks from running (in every process); its ticks while paused are passed
+        over, not recovered later. Backfills of the schedule still run."""
+        return set_paused(self._engine, self.workflow(workflow).name, schedule_id, True)
+
+    def resume_schedule(self, workflow: str | Workflow, schedule_id: str = "schedule") -> ScheduleStatus:
+        return set_paused(self._engine, self.workflow(workflow).name, schedule_id, False)
+
+    def daemon(self, scan_seconds: float = 1.0) -> Daemon:
+        """The always-on loop for this repository: ``.run()`` (blocking, until ``.stop()``), ``.start()``
+        (a background thread) or ``.step()`` (one evaluation, for tests). It fires schedules, leads the
+        backfills nobody leads and adopts runs whose process is gone."""
+        return Daemon(self._engine, self._coordinator, scan_seconds)
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
         """Stop coordinating (leases are released) and close storage."""
         self._coordinator.stop()
-        if self._storage is not None:
-            self._storage.close()
+        self._engine.storage_handle.close()
 
-    def __enter__(self) -> "CodeRepository":
+    def __enter__(self) -> CodeRepository:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _priority(tags: Mapping[str, str], default: int) -> int:
-    value = tags.get(PRIORITY_TAG)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"tags: {PRIORITY_TAG} must be an integer, got {value!r}") from None
+def _name_of(workflow: str | Workflow | None) -> str | None:
+    return workflow.name if isinstance(workflow, Workflow) else workflow
+
+
+def _offset(offset: int) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset: must be an integer >= 0, got {offset!r}")
+    return offset

@@ -1,131 +1,111 @@
 """Executing one run, in whatever thread or process an executor chose.
 
-``RunJob`` is what an executor ships to a worker (picklable); ``RunOutcome`` is what comes back.
-Cross-cutting behaviour — retries, timeouts, pools, cancellation — lives in ``call_task``, the
-single hook every task call goes through.
+``RunJob`` is what an executor ships to a worker (a picklable tuple); ``RunOutcome`` is what comes back.
+Cross-cutting behaviour — retries, timeouts, pools, cancellation — lives in ``call_task``, the single hook
+every task call goes through.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import os
+import re
 import signal
-import sys
 import threading
 import time as _time
 import traceback
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from . import clock
-from .context import RunCanceled, RunContext, bind_context, current_context, make_run_logger, unbind_context
+from .capture import RunLog, bind_output, unbind_output
+from .context import CancelToken, RunCanceled, RunContext, bind_context, current_context, unbind_context
 from .models import CANCELED, FAILED, SUCCESS
+from .records import Outcome, WorkflowRef
+
+#: An executor's report that a job's execution was lost before it finished (its worker was fenced off
+#: by the lease, or died after finishing without reporting): the coordinator queues it again.
+LOST = "lost"
 
 
 class TaskTimeout(Exception):
     """A task ran longer than its ``timeout``."""
 
 
-@dataclass
-class RunJob:
+class RunJob(NamedTuple):
     run_id: str
     attempt: int
-    workflow: str
-    workflow_ref: tuple[str | None, str, str | None]  # (module, qualname, source file)
-    partition_key: str | None
-    partition_keys: list[str]
+    workflow: WorkflowRef
+    partition_keys: tuple[str, ...]
     partition_window: tuple[datetime, datetime] | None
     logical_time: datetime
     scheduled_time: datetime | None
-    params: dict[str, Any]
-    tags: dict[str, str]
+    params: Mapping[str, Any]
+    tags: Mapping[str, str]
     backfill_id: str | None
-    environ: dict[str, str] = field(default_factory=dict)
-    storage_url: str | None = None
-    pools: dict[str, int] = field(default_factory=dict)
+    environ: Mapping[str, str]
+    log_limit: int
+
+    @property
+    def partition_key(self) -> str | None:
+        return self.partition_keys[0] if len(self.partition_keys) == 1 else None
 
 
-@dataclass
-class RunOutcome:
+class RunOutcome(NamedTuple):
     run_id: str
     attempt: int
-    status: str
+    status: str  # success | failed | canceled | lost
     error: str | None
-    logs: list[tuple[float, str, str]]
-    failed_partitions: dict[str, str]
-    started_at: datetime
-    ended_at: datetime
-    result: Any = None
-    exception: BaseException | None = None  # in-process only (dev runs re-raise it)
+    logs: tuple[tuple[float, str, str], ...]
+    failed_partitions: Mapping[str, str]
+    started_at: float
+    ended_at: float
+    result: Any = None  # in this process only (dev runs return it)
+    exception: BaseException | None = None  # in this process only (dev runs re-raise it)
+
+    def record(self) -> Outcome:
+        """The outcome to store, its text made storable: what a run prints or raises (a file name decoded
+        with ``surrogateescape``, a NUL byte) must not make the transaction recording it fail, for it
+        would fail again on every retry and hold up every other run's outcome."""
+        logs = self.logs
+        if not all(storable(message) is message for _, _, message in logs):
+            logs = tuple((ts, level, storable(message)) for ts, level, message in logs)
+        failed = self.failed_partitions
+        if failed and not all(storable(v) is v for v in failed.values()):
+            failed = {k: storable(v) for k, v in failed.items()}
+        error = None if self.error is None else storable(self.error)
+        return Outcome(self.run_id, self.status, error, self.attempt, self.started_at, self.ended_at, logs, failed)
+
+    @classmethod
+    def ended(cls, job: RunJob, status: str, error: str, started: float | None = None) -> RunOutcome:
+        """An outcome for a job that ended without running to its end (canceled, lost, killed)."""
+        now = _time.time()
+        return cls(job.run_id, job.attempt, status, error, (), {}, started or now, now)
 
 
-_loading = threading.local()
+def execute(job: RunJob, workflow: Any, cancel_event: CancelToken | None = None, pools: Any = None,
+            apply_environ: bool = False, on_deadline: Callable[[float | None], None] | None = None,
+            capture_streams: bool = True, runlog: RunLog | None = None,
+            before_end: Callable[[], object] | None = None) -> RunOutcome:
+    """Run ``workflow`` for ``job`` in the current thread and report how it went. Every exception the
+    workflow raises — ``KeyboardInterrupt`` and ``SystemExit`` included — ends the run as failed.
 
-
-def importing_in_worker() -> bool:
-    """True while a worker process imports user code to find workflows (its own start-up included)."""
-    import multiprocessing
-
-    return bool(getattr(_loading, "active", False) or getattr(multiprocessing.current_process(), "_inheriting", False))
-
-
-def load_workflow(ref: tuple[str | None, str, str | None]):
-    """Find a workflow object from its (module, qualname, file) reference, in a worker process."""
-    _loading.active = True
-    try:
-        return _load_workflow(ref)
-    finally:
-        _loading.active = False
-
-
-def _load_workflow(ref: tuple[str | None, str, str | None]):
-    module_name, qualname, source_file = ref
-    if "<locals>" in qualname:
-        raise RuntimeError(
-            f"workflow {qualname!r} is defined inside a function; process executors need workflows "
-            "defined at module top level"
-        )
-    module = None
-    if module_name:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            module = None
-    if module is None or not hasattr(module, qualname.split(".")[0]):
-        if not source_file:
-            raise RuntimeError(f"cannot import the module of workflow {qualname!r}")
-        name = module_name if module_name and module_name != "__main__" else "__anachron_main__"
-        module = sys.modules.get(name)
-        if module is None or getattr(module, "__file__", None) != source_file:
-            spec = importlib.util.spec_from_file_location(name, source_file)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    obj: Any = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def execute(job: RunJob, workflow, cancel_event: threading.Event | None = None, pools=None,
-            apply_environ: bool = False, on_deadline: Callable[[float | None], None] | None = None) -> RunOutcome:
-    """Run ``workflow`` for ``job`` in the current thread and report how it went."""
-    logger, collector = make_run_logger(job.run_id)
-    started = datetime.now(timezone.utc)
+    ``capture_streams``: what the run prints (``sys.stdout`` / ``sys.stderr``) goes to its logs (threads);
+    ``before_end`` runs when the workflow has returned, before the log is read (a process's fd capture)."""
+    runlog = runlog if runlog is not None else RunLog(job.log_limit)
+    started = _time.time()
     ctx = RunContext(
-        run_id=job.run_id, workflow=job.workflow, partition_key=job.partition_key,
+        run_id=job.run_id, workflow=job.workflow.name, partition_key=job.partition_key,
         partition_keys=list(job.partition_keys), partition_window=job.partition_window,
         logical_time=job.logical_time, scheduled_time=job.scheduled_time, params=dict(job.params),
-        tags=dict(job.tags), backfill_id=job.backfill_id, attempt=job.attempt, log=logger,
-        environ=dict(job.environ), _cancel=cancel_event or threading.Event(), _pools=pools,
-        _on_deadline=on_deadline,
+        tags=dict(job.tags), backfill_id=job.backfill_id, attempt=job.attempt, environ=dict(job.environ),
+        _runlog=runlog, _cancel=cancel_event or CancelToken(), _pools=pools, _on_deadline=on_deadline,
     )
     status, error, result, exception = SUCCESS, None, None, None
     ctx_token = bind_context(ctx)
     clock_token = clock.bind_clock(clock.RunClock(job.logical_time, _time.monotonic()))
+    output_token = bind_output(runlog) if capture_streams else None
     try:
         ctx.raise_if_canceled()  # canceled while it waited for a worker
         with _environ(job.environ if apply_environ else {}):
@@ -133,27 +113,48 @@ def execute(job: RunJob, workflow, cancel_event: threading.Event | None = None, 
         ctx.raise_if_canceled()
     except RunCanceled as exc:
         status, error = CANCELED, str(exc)
-    except BaseException as exc:  # noqa: BLE001 - a run reports every failure, including SystemExit
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        status, error, exception = FAILED, _describe(exc), exc
-        logger.error("run failed: %s", error)
+    except BaseException as exc:  # noqa: BLE001 - a run reports every failure, SystemExit and Ctrl-C included
+        status, error, exception = FAILED, describe(exc), exc
+        ctx.log.error("run failed: %s", error)
     finally:
+        if output_token is not None:
+            unbind_output(output_token)
+        if before_end is not None:
+            before_end()
         clock.unbind_clock(clock_token)
         unbind_context(ctx_token)
     if status == SUCCESS and ctx.failed_partitions and len(ctx.failed_partitions) == len(set(ctx.partition_keys)):
         status, error = FAILED, "every partition of the run was marked failed"
-    return RunOutcome(job.run_id, job.attempt, status, error, collector.lines, dict(ctx.failed_partitions),
-                      started, datetime.now(timezone.utc), result, exception)
+    return RunOutcome(job.run_id, job.attempt, status, error, tuple(runlog.lines()), dict(ctx.failed_partitions),
+                      started, _time.time(), result, exception)
 
 
-def _describe(exc: BaseException) -> str:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as both databases can store it (the same object when it already is): lone surrogates, which
+    UTF-8 cannot encode, and NUL, which PostgreSQL text refuses, become U+FFFD."""
+    if text.isascii():
+        if "\x00" not in text:
+            return text
+    else:
+        try:
+            text.encode("utf-8")
+            if "\x00" not in text:
+                return text
+        except UnicodeEncodeError:
+            text = _SURROGATE.sub("\ufffd", text)
+    return text.replace("\x00", "\ufffd")
+
+
+def describe(exc: BaseException) -> str:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
     return f"{type(exc).__name__}: {exc}\n{tb}".strip()
 
 
 @contextlib.contextmanager
-def _environ(values: dict[str, str]):
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
     if not values:
         yield
         return
@@ -169,7 +170,7 @@ def _environ(values: dict[str, str]):
                 os.environ[key] = old
 
 
-def call_task(task, args: tuple, kwargs: dict) -> Any:
+def call_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one task call: cancellation check, pool slot, timeout and retries."""
     ctx = current_context()
     attempts = task.retries + 1
@@ -193,7 +194,7 @@ def call_task(task, args: tuple, kwargs: dict) -> Any:
 
 
 @contextlib.contextmanager
-def _pool_slot(ctx: RunContext | None, task):
+def _pool_slot(ctx: RunContext | None, task: Any) -> Iterator[None]:
     if task.pool is None or ctx is None or ctx._pools is None:
         yield
         return
@@ -201,13 +202,13 @@ def _pool_slot(ctx: RunContext | None, task):
         yield
 
 
-def _with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float | None, name: str,
-                  on_deadline: Callable[[float | None], None] | None = None) -> Any:
+def _with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None,
+                  name: str, on_deadline: Callable[[float | None], None] | None = None) -> Any:
     if timeout is None:
         return fn(*args, **kwargs)
     message = f"task {name} timed out after {timeout:g} s"
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        def on_alarm(signum, frame):
+        def on_alarm(signum: int, frame: Any) -> None:
             raise TaskTimeout(message)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)

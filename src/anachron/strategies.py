@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 MULTI_RUN, SINGLE_RUN, PER_DIMENSION, BATCHED = "multi_run", "single_run", "per_dimension", "batched"
 
@@ -18,17 +19,17 @@ class BackfillStrategy:
     max_partitions_per_run: int | None = None
 
     @classmethod
-    def multi_run(cls) -> "BackfillStrategy":
+    def multi_run(cls) -> BackfillStrategy:
         """One run per partition key (the default)."""
         return cls(MULTI_RUN)
 
     @classmethod
-    def single_run(cls) -> "BackfillStrategy":
+    def single_run(cls) -> BackfillStrategy:
         """All keys in one run."""
         return cls(SINGLE_RUN)
 
     @classmethod
-    def per_dimension(cls, multi_run: Sequence[str], single_run: Sequence[str]) -> "BackfillStrategy":
+    def per_dimension(cls, multi_run: Sequence[str], single_run: Sequence[str]) -> BackfillStrategy:
         """One run per combination of the ``multi_run`` dimensions, covering all ``single_run`` keys.
 
         Dimensions named in neither list are treated as ``multi_run``.
@@ -40,9 +41,10 @@ class BackfillStrategy:
         return cls(PER_DIMENSION, multi_run_dimensions=multi, single_run_dimensions=single)
 
     @classmethod
-    def batched(cls, max_partitions_per_run: int) -> "BackfillStrategy":
+    def batched(cls, max_partitions_per_run: int) -> BackfillStrategy:
         """Consecutive keys in runs of at most ``max_partitions_per_run``."""
-        if isinstance(max_partitions_per_run, bool) or not isinstance(max_partitions_per_run, int) or max_partitions_per_run < 1:
+        size = max_partitions_per_run
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(
                 f"batched: max_partitions_per_run must be an integer >= 1, got {max_partitions_per_run!r}"
             )
@@ -57,7 +59,7 @@ class BackfillStrategy:
         return {self.kind: True}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "BackfillStrategy":
+    def from_dict(cls, data: Any) -> BackfillStrategy:
         """Parse the JSON form used by storage and the HTTP API."""
         if isinstance(data, str):
             if data == MULTI_RUN:

@@ -3,9 +3,16 @@
 ``etl`` is a daily workflow over 2024. A partition fails while its key is listed in the file named by
 ``ETL_BAD_DAYS`` (default ``bad_days.txt`` in the current directory) — bad upstream data you can fix
 and rerun. ``-p sleep=SECONDS`` slows each partition down, to watch progress, pause and cancel.
+``noisy`` prints (``print``, ``sys.stderr``, a child process); ``dated`` takes a date and a datetime.
+(Annotations are strings here, on purpose: the CLI resolves them to read ``-p day=2024-01-01`` as a date.)
 """
 
+from __future__ import annotations
+
+import datetime as dt
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,4 +62,20 @@ def hello(name: str = "world", n: int = 1, fail: bool = False):
     return {"greeting": f"hello {name}", "n": n, "time": ac.time()}
 
 
-repo = ac.CodeRepository([etl, regional, hello], executor=ac.InProcessExecutor(max_workers=4))
+@ac.workflow(partitions=ac.StaticPartitions(["a", "b", "c"]))
+def noisy(word: str = "hello"):
+    print(f"printed {word}")
+    sys.stderr.write(f"to stderr {word}\n")
+    subprocess.run(["echo", "from a child"], check=True)
+    return word
+
+
+@ac.workflow
+def dated(day: dt.date, at: dt.datetime | None = None):
+    if type(day) is not dt.date or not (at is None or isinstance(at, dt.datetime)):
+        raise TypeError(f"expected a date and a datetime, got {day!r} and {at!r}")
+    ac.context().log.info("day %s at %s", day.isoformat(), at.isoformat() if at else "-")
+    return day.isoformat()
+
+
+repo = ac.CodeRepository([etl, regional, hello, noisy, dated], executor=ac.InProcessExecutor(max_workers=4))

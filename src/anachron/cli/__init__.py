@@ -3,8 +3,13 @@
 Layout: one module per command family, each registering onto ``app``; ``main()`` runs the app and maps
 every error to an exit code with one ``error:`` line on stderr (no traceback):
 
-- 0 success; 1 a run or backfill that failed (or was canceled); 2 bad usage or bad input;
-  130 interrupted (Ctrl-C) with the work left unfinished.
+- 0 success; 1 a run or backfill that failed (or was canceled), or a storage error; 2 bad usage or bad
+  input; 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM), with the work left unfinished.
+
+A storage error is one line, ``error: storage: <the database's message>`` — never SQL or parameters.
+
+``--server URL`` (or ``ANACHRON_SERVER``) makes the commands with an API route drive an ``anachron server``
+instead (``remote``): the same commands and renderers, over ``backend.Backend``.
 
 Commands for the daemon, the server, schedules and YAML flows slot in the same way: a module with its
 commands (or a ``typer.Typer`` sub-app) and one line below.
@@ -15,17 +20,17 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 import typer
 
-from . import admin, backfill, partitions, runs
-from .common import FAILED, INTERRUPTED, USAGE, CliError, TARGET_HELP, example, usage
+from . import admin, backfill, daemon, partitions, runs, schedule, server, signals, streams
+from .common import FAILED, TARGET_HELP, USAGE, CliError, example, usage
 
 try:  # Typer >= 0.20 vendors Click as typer._click; older Typer uses Click itself
     from typer._click import exceptions as _click_exceptions
 except ImportError:  # pragma: no cover
-    from click import exceptions as _click_exceptions
+    from click import exceptions as _click_exceptions  # type: ignore[no-redef]  # the same module, unvendored
 
 _ABORTS = tuple({KeyboardInterrupt, typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort)})
 
@@ -38,7 +43,9 @@ app = typer.Typer(
     epilog=example("anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
                    "anachron run flows.py etl --partition 2024-01-01",
                    "anachron dev-run flows.py etl --env ANACHRON_TIME=unix:1767225600",
-                   "anachron partitions flows.py etl", "anachron check flows.py", target=False),
+                   "anachron partitions flows.py etl", "anachron check flows.py",
+                   "anachron backfill list --server http://anachron.internal:8080  # drive a shared server",
+                   target=False),
 )
 
 app.command("run", cls=usage("[TARGET] WORKFLOW"), epilog=example(
@@ -56,13 +63,23 @@ app.command("partitions", cls=usage("[TARGET] WORKFLOW"), epilog=example(
     "anachron partitions flows.py etl", "anachron partitions etl --status failed  # target from pyproject.toml",
     "anachron partitions flows.py etl --output json",
 ))(partitions.partitions)
+app.add_typer(schedule.app, name="schedule")
+app.command("daemon", cls=daemon.USAGE_LINE, epilog=daemon.EPILOG)(daemon.daemon)
+app.command("server", cls=server.USAGE_LINE, epilog=server.EPILOG)(server.server)
 admin.register(app)
-# Later: app.add_typer(schedule.app, name="schedule"); app.command("server")(server.serve);
-#        app.command("daemon")(daemon.daemon) — each in its own module.
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run the app; returns the exit code instead of exiting (handy in tests)."""
+    restore_signals = signals.install()
+    try:
+        return _run(argv)
+    finally:
+        restore_signals()  # from here on, SIGTERM has its default effect: the work is over
+        streams.restore()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=list(argv) if argv is not None else None, prog_name="anachron",
@@ -73,14 +90,18 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     except _click_exceptions.ClickException as exc:
         return _error(exc.format_message(), exc.exit_code)
     except CliError as exc:
-        return _error(str(exc), exc.exit_code)
+        return _error(str(exc), exc.exit_code, every_line=exc.every_line)
     except (ValueError, LookupError, FileNotFoundError) as exc:  # NotFoundError is a LookupError
         return _error(str(exc), USAGE)
     except _ABORTS:
-        return _error("interrupted", INTERRUPTED)
-    except BrokenPipeError:
+        return _error("terminated" if signals.terminated() else "interrupted", signals.interrupted_code())
+    except BrokenPipeError:  # the reader of our output went away (| head): not worth a word
+        streams.silence()
         return FAILED
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+    except Exception as exc:  # noqa: BLE001 - a storage error (one line), else a bug
+        storage = _storage_error(exc)
+        if storage is not None:
+            return _error(f"storage: {storage}", FAILED)
         if os.environ.get("ANACHRON_DEBUG"):
             traceback.print_exc()
             return _error(f"internal error: {type(exc).__name__}: {exc}", FAILED)
@@ -89,9 +110,29 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _error(message: str, code: int) -> int:
+def _storage_error(exc: BaseException) -> str | None:
+    """The first line of the database's message for a ``StorageError`` or an SQLAlchemy ``DBAPIError`` (no
+    SQL, no parameters); ``None`` for anything else. SQLAlchemy is only looked at when it is loaded."""
+    from ..storage import StorageError, StorageUnavailable, describe_error
+
+    if isinstance(exc, StorageUnavailable):
+        return "unavailable: " + _first(str(exc).removeprefix("storage unavailable: "))
+    if isinstance(exc, StorageError):
+        return _first(str(exc).removeprefix("storage: "))
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        return describe_error(exc)
+    return None
+
+
+def _first(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else "failed"
+
+
+def _error(message: str, code: int, every_line: bool = False) -> int:
     lines = str(message).strip().splitlines() or ["failed"]
-    sys.stderr.write(f"error: {lines[0]}\n")
+    sys.stderr.write("".join(f"error: {line}\n" for line in (lines if every_line else lines[:1])))
     sys.stderr.flush()
     return code
 
@@ -102,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        pass
+        streams.silence_fd(1)  # nothing more to say; and no "Exception ignored" at exit
     sys.exit(code)
 
 

@@ -13,6 +13,7 @@ from . import target as targets
 from .common import FAILED, OK, CliError, DbOption, ModuleOption, Output, OutputOption, example, note, usage
 from .config import load_config, split_attr
 from .output import write_json
+from .streams import echo, guard
 
 
 def check(
@@ -30,6 +31,8 @@ def check(
     the current directory. The code is read, never imported or run. Exit code 1 when anything is found, 0 when
     clean, 2 when a file does not exist or does not parse.
     """
+    if output is Output.json:
+        guard()
     config = load_config()
     chosen = list(paths or [])
     if module:
@@ -50,7 +53,7 @@ def check(
                      "message": f.message} for f in findings])
     else:
         for finding in findings:
-            typer.echo(finding.format())
+            echo(finding.format())
         if findings:
             note(f"{len(findings)} wall-clock call(s) in tasks or workflows: use anachron.time() / anachron.now()")
         else:
@@ -93,21 +96,21 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
     from ..storage import DEFAULT_URL
     from ..storage.engine import HEAD_REVISION
 
+    if output is Output.json:
+        guard()
     config = load_config()
-    url = targets.database_url(db, config) or DEFAULT_URL
-    storage = targets.open_storage(url)
+    chosen = targets.database(db, config)
+    url = chosen.url or DEFAULT_URL
+    storage = targets.open_storage(url, chosen.source)
     try:
-        from sqlalchemy import text
-
-        with storage.read() as session:
-            revision = session.conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = storage.run(lambda s: s.schema_revision(), write=False)
     finally:
         storage.close()
     shown = targets.mask(url)
     if output is Output.json:
         write_json({"database": shown, "revision": revision, "head": HEAD_REVISION})
     else:
-        typer.echo(f"{shown}: schema at revision {revision}" + (" (head)" if revision == HEAD_REVISION else ""))
+        echo(f"{shown}: schema at revision {revision}" + (" (head)" if revision == HEAD_REVISION else ""))
 
 
 def register(app: typer.Typer) -> None:

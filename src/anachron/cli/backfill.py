@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 import anachron as ac
 
-from . import parsing, target as targets
-from .common import (FAILED, INTERRUPTED, OK, USAGE, CliError, DbOption, ModuleOption, Output, OutputOption,
-                     Positionals, QuietOption, example, note, usage)
+from . import remote, signals
+from . import target as targets
+from .backend import Backend, open_backend, where
+from .common import (
+    FAILED,
+    OK,
+    USAGE,
+    CliError,
+    DbOption,
+    ModuleOption,
+    Output,
+    OutputOption,
+    Positionals,
+    QuietOption,
+    ServerOption,
+    check_statuses,
+    example,
+    note,
+    usage,
+)
 from .config import load_config
+from .hints import Hints
+from .output import jsonable, write_json
 from .render import backfill_table, finish, print_dry_run, print_status, watch_backfill
-from .output import write_json
+from .request import Options
+from .streams import echo, guard
 
 app = typer.Typer(no_args_is_help=True, help="Create, watch and control backfills.", rich_markup_mode="rich",
                   epilog=example("anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
@@ -31,6 +51,7 @@ RunPanel = "How it runs"
     "anachron backfill create flows.py regional --range date=2024-01-01..2024-01-07 --range region=us,eu "
     "--strategy date=single_run",
     "anachron backfill create flows.py etl --partitions 2024-01-05,2024-01-09 --dry-run --output json",
+    "anachron backfill create etl --from 2024-01-01 --to 2024-03-31 --server http://anachron.internal:8080",
 ))
 def create(
     positionals: Positionals = None,
@@ -70,7 +91,7 @@ def create(
                                                       help="Tag the backfill and its runs (repeatable).")] = None,
     params: Annotated[Optional[list[str]], typer.Option("-p", "--param", metavar="K=V", rich_help_panel=RunPanel,
                                                         help="A workflow parameter for every run (repeatable; "
-                                                             "the value is JSON when it parses, else text).")] = None,
+                                                             "parsed as for `anachron run`).")] = None,
     idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", rich_help_panel=RunPanel,
                                                            help="The same key returns the existing backfill.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; store nothing.")] = False,
@@ -80,122 +101,114 @@ def create(
     output: OutputOption = Output.text,
     quiet: QuietOption = False,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Backfill WORKFLOW over past partitions and watch it.
 
     Waits with a live progress bar (a plain line every few seconds when not on a terminal). Ctrl-C asks
-    whether to cancel the backfill or leave it unfinished.
+    whether to cancel the backfill or leave it unfinished; SIGTERM leaves it unfinished.
 
-    Exit code 0 when every partition succeeded, 1 when it failed or was canceled, 2 on bad input.
+    Exit code 0 when every partition succeeded, 1 when it failed or was canceled, 2 on bad input, 130/143
+    when interrupted (Ctrl-C / SIGTERM) and left unfinished.
     """
+    guard()  # this command runs work: stdout carries its result only
+    given = Options(from_key, to_key, partitions, ranges, start, end, all_keys, strategy, max_concurrency, on_failure,
+                    reprocess, order, tags, params, idempotency_key, dry_run)
+    remote_server = remote.chosen(server)
+    if remote_server is not None:
+        (workflow_name,) = remote_server.args(positionals, ["WORKFLOW"], module=module, db=db)
+        options = given.check()
+        with remote.connect(remote_server) as client:
+            info = client.workflow(workflow_name)
+            request = options.build(info.name, info.dimensions)
+            try:  # the server leads it, whether or not this command waits
+                result = client.create_backfill(request)
+            except remote.ServerError as exc:  # refused by the server: its message names the field
+                raise (options.error(exc) if exc.exit_code == USAGE else exc) from None
+            code = _created(client, result, Hints.of_server(remote_server), info.name,
+                            request.backfill_strategy() or info.backfill_strategy, wait=not no_wait, output=output,
+                            quiet=quiet)
+        raise typer.Exit(code)
     config = load_config()
     target, (workflow_name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
     target = targets.require(target, ["WORKFLOW"], positionals or [])
-    options = _options(from_key, to_key, partitions, ranges, start, end, all_keys, max_concurrency, on_failure,
-                       reprocess, order, tags, params, idempotency_key)
+    options = given.check()
+    hints = Hints.of(target, db, config)
     with targets.repository(target, db, config) as repo:
         wf = repo.workflow(workflow_name, "WORKFLOW")
-        if isinstance(options.get("partition_range"), ac.PartitionKeyRange) and ranges and \
-                options["partition_range"].kind == "multi" and not isinstance(wf.partitions, ac.MultiPartitions):
-            raise CliError(f"--range: workflow {wf.name!r} is not multi-partitioned; use --from/--to or "
-                           "--range FROM..TO")
-        if strategy is not None:
-            options["strategy"] = parsing.strategy(strategy, wf)
-        if dry_run:
-            result = repo.backfill(wf.name, dry_run=True, **options)
-            if output is Output.json:
-                write_json(result)
-            else:
-                print_dry_run(result, wf.name, options.get("strategy") or wf.backfill_strategy)
-            return
-        # --no-wait only stores the backfill: the daemon, or whoever waits on it, leads it
-        result = repo.backfill(wf.name, block=False, coordinate=not no_wait, **options)
-        code = _follow(repo, result, target, wait=not no_wait, output=output, quiet=quiet)
+        request = options.request(wf)
+        try:  # --no-wait only stores the backfill: the daemon, or whoever waits on it, leads it
+            result = repo.create_backfill(request, block=False, coordinate=not no_wait)
+        except ValueError as exc:  # refused when checked against the workflow (keys, parameters)
+            raise options.error(exc) from None
+        code = _created(repo, result, hints, wf.name, request.backfill_strategy() or wf.backfill_strategy,
+                        wait=not no_wait, output=output, quiet=quiet)
     raise typer.Exit(code)
 
 
-def _options(from_key, to_key, partitions, ranges, start, end, all_keys, max_concurrency, on_failure, reprocess,
-             order, tags, params, idempotency_key) -> dict:
-    chosen = [name for name, given in (("--from/--to", from_key is not None or to_key is not None),
-                                       ("--partitions", partitions is not None), ("--range", bool(ranges)),
-                                       ("--start/--end", start is not None or end is not None), ("--all", all_keys))
-              if given]
-    if len(chosen) != 1:
-        what = "none" if not chosen else " and ".join(chosen)
-        raise CliError(f"give exactly one of --from/--to, --partitions, --range, --start/--end or --all (got {what})")
-    options: dict = {}
-    if from_key is not None or to_key is not None:
-        if from_key is None or to_key is None:
-            raise CliError(f"{'--to' if from_key is None else '--from'} is missing: --from and --to go together")
-        options["partition_range"] = ac.PartitionKeyRange.single(from_key, to_key)
-    elif partitions is not None:
-        options["partition_keys"] = parsing.csv(partitions, "--partitions")
-    elif ranges:
-        options["partition_range"] = parsing.key_range(ranges)
-    elif start is not None or end is not None:
-        if start is None:
-            raise CliError("--start is missing: a time range needs a start (--end defaults to now)")
-        options["start"] = parsing.time_value(start, "--start")
-        if end is not None:
-            options["end"] = parsing.time_value(end, "--end")
-    text = max_concurrency
-    try:
-        max_concurrency = int(text)
-    except ValueError:
-        max_concurrency = 0
-    if max_concurrency < 1:
-        raise CliError(f"--max-concurrency {text!r}: must be an integer >= 1")
-    policies = {"continue": "continue", "stop": "stop_on_failure", "stop_on_failure": "stop_on_failure"}
-    if on_failure not in policies:
-        raise CliError(f"--on-failure {on_failure!r}: expected continue or stop")
-    if reprocess not in ("all", "failed_and_missing", "missing"):
-        raise CliError(f"--reprocess {reprocess!r}: expected all, failed_and_missing or missing")
-    if order not in ("oldest_first", "newest_first"):
-        raise CliError(f"--order {order!r}: expected oldest_first or newest_first")
-    options.update(max_concurrency=max_concurrency, failure_policy=policies[on_failure], reprocess=reprocess,
-                   order=order, tags=parsing.pairs(tags, "--tag"), params=parsing.params(params))
-    if idempotency_key is not None:
-        options["idempotency_key"] = idempotency_key
-    return options
+def _created(repo: Backend, result: ac.BackfillResult, hints: Hints, workflow: str,
+             strategy: ac.BackfillStrategy | None, *, wait: bool, output: Output, quiet: bool) -> int:
+    """A created backfill (or a dry run's plan): shown, then followed; returns the exit code."""
+    if result.is_dry_run:
+        if output is Output.json:
+            write_result(result)
+        else:
+            print_dry_run(result, workflow, strategy)
+        return OK
+    return follow(repo, result, hints, wait=wait, output=output, quiet=quiet)
 
 
-def _follow(repo: ac.CodeRepository, result: ac.BackfillResult, target, *, wait: bool, output: Output,
-            quiet: bool) -> int:
+def write_result(result: ac.BackfillResult) -> None:
+    """A ``BackfillResult`` as JSON; when the server previewed its keys, a note says so (on stderr)."""
+    if remote.is_preview(result):
+        note(f"note: the server lists the first {len(list(result.partition_keys))} of {result.num_partitions} "
+             f"partition keys and the first {len(list(result.plan))} of {result.num_runs} runs")
+    write_json(result)
+
+
+def follow(repo: Backend, result: ac.BackfillResult, hints: Hints, *, wait: bool, output: Output,
+           quiet: bool) -> int:
     """After creating (or rerunning): report the id, then watch unless --no-wait; returns the exit code."""
-    prefix = target.argv() if target is not None else ""
+    backfill_id = result.backfill_id
+    if backfill_id is None:  # only a dry run has no id, and a dry run is never followed
+        raise AssertionError("a dry run's result has no backfill to follow")
     if not wait:
         if output is Output.json:
-            write_json(result)
+            write_result(result)
         else:
-            typer.echo(result.backfill_id)
+            echo(backfill_id)
             if result.status not in ("completed", "failed", "canceled"):
-                note(f"backfill {result.backfill_id} is {result.status}: {result.num_partitions} partitions in "
-                     f"{result.num_runs} runs. It runs while a process coordinates it: "
-                     f"`anachron backfill status {_join(prefix, result.backfill_id)} --wait` (or the daemon).")
+                watch = hints.command("backfill status", backfill_id, "--wait", code=True)
+                runs = f"backfill {backfill_id} is {result.status}: {result.num_partitions} partitions in " \
+                       f"{result.num_runs} runs."
+                if hints.remote:
+                    note(f"{runs} The server runs it; watch it with `{watch}`.")
+                else:
+                    note(f"{runs} It runs while a process coordinates it: `{watch}` (or the daemon).")
         return OK
     if output is Output.text and not quiet:
-        note(f"backfill {result.backfill_id}: {result.num_partitions} partitions in {result.num_runs} runs")
-    status = watch_backfill(repo, result.backfill_id, prefix, quiet=quiet or output is Output.json)
+        note(f"backfill {backfill_id}: {result.num_partitions} partitions in {result.num_runs} runs")
+    status = watch_backfill(repo, backfill_id, hints, quiet=quiet or output is Output.json)
     if status is None:  # interrupted and left running
-        return INTERRUPTED
-    final = dataclasses.replace(result, status=status.status, completed=status.completed_partitions,
-                                failed=status.failed_partitions, canceled=status.canceled_partitions,
-                                run_ids=status.run_ids)
-    if output is Output.json:
-        write_json(final)
+        return signals.interrupted_code()
+    if output is Output.json:  # the result's shape, with every run id (what repo.backfill(block=True) returns)
+        with_ids = status if status.run_ids or not status.total_runs else _get(repo, backfill_id)
+        write_result(dataclasses.replace(result, status=status.status, completed=status.completed_partitions,
+                                         failed=status.failed_partitions, canceled=status.canceled_partitions,
+                                         run_ids=with_ids.run_ids))
     else:
-        finish(repo, status, prefix)
+        finish(repo, status, hints)
     return OK if status.status == "completed" else FAILED
 
 
-def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
-
-
 # -- list / status / pause / resume / cancel / rerun ---------------------------------------------
+RunIdsOption = Annotated[bool, typer.Option(
+    "--run-ids", help="Include every run id in --output json (left out by default: a big backfill has many).")]
+
+
 @app.command("list", cls=usage("[TARGET]"), epilog=example(
     "anachron backfill list", "anachron backfill list --status in_progress --output json",
-    "anachron backfill list flows.py --workflow etl"))
+    "anachron backfill list flows.py --workflow etl", "anachron backfill list --server http://anachron.internal:8080"))
 def list_(
     positionals: Positionals = None, module: ModuleOption = None,
     status: Annotated[Optional[list[str]], typer.Option("--status", metavar="STATUS",
@@ -203,23 +216,21 @@ def list_(
                                                              "canceled (repeatable).")] = None,
     workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", metavar="NAME")] = None,
     limit: Annotated[int, typer.Option("--limit", metavar="N", help="Newest N (0: all).")] = 50,
-    output: OutputOption = Output.text, db: DbOption = None,
+    run_ids: RunIdsOption = False, output: OutputOption = Output.text, db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """List backfills, newest first. TARGET is optional: only the database is needed."""
-    config = load_config()
-    target, _ = targets.pick(positionals, [], module, config)
-    for s in status or ():
-        if s not in ("requested", "in_progress", "paused", "completed", "failed", "canceled"):
-            raise CliError(f"--status {s!r}: expected requested, in_progress, paused, completed, failed or canceled")
+    if output is Output.json:
+        guard()
+    opened, _, _ = open_backend(server, positionals, [], module, db)
+    statuses = check_statuses(status, ("requested", "in_progress", "paused", "completed", "failed", "canceled"))
     if limit < 0:
         raise CliError(f"--limit {limit}: must be >= 0")
-    with targets.repository(target, db, config, need_target=False) as repo:
-        found = repo.list_backfills(status=status or None)
-        if workflow is not None:
-            found = [b for b in found if workflow in b.workflows]
-        found = found[:limit] if limit else found
+    with opened as repo:
+        found = repo.list_backfills(status=statuses, workflow=workflow, limit=limit or None,
+                                    include_run_ids=run_ids and output is Output.json)
         if output is Output.json:
-            write_json(found)
+            write_json([_status_json(b, run_ids) for b in found])
         else:
             backfill_table(found)
 
@@ -227,38 +238,45 @@ def list_(
 @app.command(cls=usage("[TARGET] BACKFILL_ID"), epilog=example(
     "anachron backfill status 8115535659a443f9",
     "anachron backfill status 8115535659a443f9 --output json",
-    "anachron backfill status flows.py 8115535659a443f9 --wait  # watch it, coordinating it if nobody does"))
+    "anachron backfill status flows.py 8115535659a443f9 --wait  # watch it, coordinating it if nobody does",
+    "anachron backfill status 8115535659a443f9 --wait --server http://anachron.internal:8080"))
 def status(
     positionals: Positionals = None, module: ModuleOption = None,
     wait: Annotated[bool, typer.Option(
-        "--wait", help="Watch until it ends (and coordinate it when no live process does); needs TARGET. "
-                       "Exit code as for create.")] = False,
-    output: OutputOption = Output.text, quiet: QuietOption = False, db: DbOption = None,
+        "--wait", help="Watch until it ends (and coordinate it when no live process does); needs TARGET, or "
+                       "--server (the server leads it). Exit code as for create.")] = False,
+    run_ids: RunIdsOption = False, output: OutputOption = Output.text, quiet: QuietOption = False,
+    db: DbOption = None, server: ServerOption = None,
 ) -> None:
     """Show a backfill: status, counts, and its failed partitions."""
-    config = load_config()
-    target, (backfill_id,) = targets.pick(positionals, ["BACKFILL_ID"], module, config)
-    if wait:
-        target = _need_code(target, "status --wait")
-    with targets.repository(target, db, config, need_target=False) as repo:
-        st = _get(repo, backfill_id)
+    if output is Output.json or wait:
+        guard()
+    opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db,
+                                                 needs_code=_needs_code("status --wait") if wait else None)
+    with opened as repo:
+        st = _get(repo, backfill_id, run_ids=run_ids and output is Output.json)
         if wait and not st.is_finished:
             _check_workflows(repo, st)
-            st = watch_backfill(repo, backfill_id, target.argv(), quiet=quiet or output is Output.json)
-            if st is None:
-                raise typer.Exit(INTERRUPTED)
+            watched = watch_backfill(repo, backfill_id, hints, quiet=quiet or output is Output.json)
+            if watched is None:
+                raise typer.Exit(signals.interrupted_code())
+            st = watched
         if output is Output.json:
-            write_json(st)
+            if run_ids and not st.run_ids and st.total_runs:
+                st = _get(repo, backfill_id)
+            write_json(_status_json(st, run_ids))
         else:
-            print_status(repo, st, target.argv() if target else "TARGET")
+            print_status(repo, st, hints)
     raise typer.Exit(OK if not wait or st.status == "completed" else FAILED)
 
 
-def _control(action: str, positionals, module, db, output) -> None:
-    config = load_config()
-    target, (backfill_id,) = targets.pick(positionals, ["BACKFILL_ID"], module, config)
-    with targets.repository(target, db, config, need_target=False) as repo:
-        before = _get(repo, backfill_id)
+def _control(action: str, positionals: list[str] | None, module: str | None, db: str | None,
+             output: Output, server: str | None) -> None:
+    if output is Output.json:
+        guard()
+    opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db)
+    with opened as repo:
+        before = _get(repo, backfill_id, run_ids=False)
         if action == "pause":
             st = repo.pause_backfill(backfill_id)
         elif action == "resume":
@@ -267,95 +285,115 @@ def _control(action: str, positionals, module, db, output) -> None:
             if before.is_finished:
                 raise CliError(f"backfill {backfill_id} is {before.status}; only an active backfill can be canceled")
             repo.cancel_backfill(backfill_id)
-            st = repo.get_backfill(backfill_id)
+            st = _get(repo, backfill_id)
         if output is Output.json:
             write_json(st)
             return
-        prefix = target.argv() if target else ""
-        typer.echo(f"backfill {backfill_id}: {before.status} → {st.status}")
+        echo(f"backfill {backfill_id}: {before.status} → {st.status}")
+        leader = "the server" if hints.remote else "the process coordinating it"
         if action == "pause":
             note("runs in flight finish; no new ones start. "
-                 f"Continue with `anachron backfill resume {backfill_id}`.")
+                 f"Continue with `{hints.command('backfill resume', backfill_id)}`.")
         elif action == "resume":
-            note("the process coordinating it starts new runs again; if none is (its create command has "
-                 f"exited), run `anachron backfill status {_join(prefix, backfill_id)} --wait`.")
+            watch = hints.command("backfill status", backfill_id, "--wait", code=True)
+            if hints.remote:
+                note(f"the server starts new runs again; watch it with `{watch}`.")
+            else:
+                note(hints.with_target("the process coordinating it starts new runs again; if none is (its create "
+                                       f"command has exited), run `{watch}`."))
         else:
-            note(f"queued runs canceled, running runs stopped. Rerun what did not succeed with "
-                 f"`anachron backfill rerun {_join(prefix, backfill_id)}`.")
+            rerun_ = hints.command("backfill rerun", backfill_id, code=True)
+            if st.is_finished:
+                note(hints.with_target("queued runs canceled, running runs stopped. Rerun what did not succeed "
+                                       f"with `{rerun_}`."))
+            else:
+                note(hints.with_target(f"queued runs canceled; {leader} stops its running runs and ends it. Once "
+                                       f"it has ended, rerun what did not succeed with `{rerun_}`."))
 
 
 @app.command(cls=usage("[TARGET] BACKFILL_ID"), epilog=example("anachron backfill pause 8115535659a443f9"))
 def pause(positionals: Positionals = None, module: ModuleOption = None, output: OutputOption = Output.text,
-          db: DbOption = None) -> None:
+          db: DbOption = None, server: ServerOption = None) -> None:
     """Pause a backfill: no new runs start; runs in flight finish."""
-    _control("pause", positionals, module, db, output)
+    _control("pause", positionals, module, db, output, server)
 
 
 @app.command(cls=usage("[TARGET] BACKFILL_ID"), epilog=example("anachron backfill resume 8115535659a443f9"))
 def resume(positionals: Positionals = None, module: ModuleOption = None, output: OutputOption = Output.text,
-           db: DbOption = None) -> None:
+           db: DbOption = None, server: ServerOption = None) -> None:
     """Resume a paused backfill where it stopped."""
-    _control("resume", positionals, module, db, output)
+    _control("resume", positionals, module, db, output, server)
 
 
 @app.command(cls=usage("[TARGET] BACKFILL_ID"), epilog=example("anachron backfill cancel 8115535659a443f9"))
 def cancel(positionals: Positionals = None, module: ModuleOption = None, output: OutputOption = Output.text,
-           db: DbOption = None) -> None:
+           db: DbOption = None, server: ServerOption = None) -> None:
     """Cancel a backfill: queued runs are canceled at once, running runs are stopped."""
-    _control("cancel", positionals, module, db, output)
+    _control("cancel", positionals, module, db, output, server)
 
 
 @app.command(cls=usage("[TARGET] BACKFILL_ID"), epilog=example(
     "anachron backfill rerun flows.py 8115535659a443f9",
-    "anachron backfill rerun 8115535659a443f9 --dry-run  # target from pyproject.toml"))
+    "anachron backfill rerun 8115535659a443f9 --dry-run  # target from pyproject.toml",
+    "anachron backfill rerun 8115535659a443f9 --server http://anachron.internal:8080"))
 def rerun(
     positionals: Positionals = None, module: ModuleOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would rerun; store nothing.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the new id.")] = False,
     output: OutputOption = Output.text, quiet: QuietOption = False, db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Backfill again only the failed and canceled partitions of an ended backfill (a new backfill, tagged
     anachron/rerun_of). Waits like create."""
-    config = load_config()
-    target, (backfill_id,) = targets.pick(positionals, ["BACKFILL_ID"], module, config)
-    target = _need_code(target, "rerun")
-    with targets.repository(target, db, config) as repo:
-        st = _get(repo, backfill_id)
+    guard()  # this command runs work: stdout carries its result only
+    opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db,
+                                                 needs_code=_needs_code("rerun"))
+    with opened as repo:
+        st = _get(repo, backfill_id, run_ids=False)
         _check_workflows(repo, st)
         if st.is_finished and not (st.failed_partitions or st.canceled_partitions):
             if output is Output.json:  # what would rerun: nothing (a dry run's result; nothing is stored)
                 write_json(repo.rerun_backfill(backfill_id, dry_run=True))
             else:
-                typer.echo(f"backfill {backfill_id} is {st.status}: every partition succeeded, nothing to rerun")
+                echo(f"backfill {backfill_id} is {st.status}: every partition succeeded, nothing to rerun")
             return
         if dry_run:
             result = repo.rerun_backfill(backfill_id, dry_run=True)
             if output is Output.json:
-                write_json(result)
+                write_result(result)
             else:
                 print_dry_run(result, ", ".join(st.workflows), None)
             return
         result = repo.rerun_backfill(backfill_id, block=False, coordinate=not no_wait)
-        code = _follow(repo, result, target, wait=not no_wait, output=output, quiet=quiet)
+        code = follow(repo, result, hints, wait=not no_wait, output=output, quiet=quiet)
     raise typer.Exit(code)
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _get(repo: ac.CodeRepository, backfill_id: str) -> ac.BackfillStatus:
-    st = repo.get_backfill(backfill_id)
+def _get(repo: Backend, backfill_id: str, run_ids: bool = True) -> ac.BackfillStatus:
+    st = repo.get_backfill(backfill_id, include_run_ids=run_ids)
     if st is None:
-        raise ac.NotFoundError(f"BACKFILL_ID: backfill {backfill_id!r} not found in {targets.mask(repo.storage.url)}")
+        raise ac.NotFoundError(f"BACKFILL_ID: backfill {backfill_id!r} not found {where(repo)}")
     return st
 
 
-def _need_code(target, what: str):
-    if target is None:
-        raise CliError(f"backfill {what} needs the workflow code: give TARGET (a Python file) or -m MODULE before "
-                       "the id, or set target in [tool.anachron]", USAGE)
-    return target
+def _status_json(st: ac.BackfillStatus, run_ids: bool) -> dict[str, Any]:
+    """A ``BackfillStatus`` as JSON; ``run_ids`` only when asked for (``--run-ids``)."""
+    data: dict[str, Any] = jsonable(st if run_ids else dataclasses.replace(st, run_ids=[]))  # a dataclass: a dict
+    if not run_ids:
+        del data["run_ids"]
+    return data
 
 
-def _check_workflows(repo: ac.CodeRepository, st: ac.BackfillStatus) -> None:
+def _needs_code(what: str) -> str:
+    return (f"backfill {what} needs the workflow code: give TARGET (a Python file) or -m MODULE before the id, or "
+            "set target in [tool.anachron] (or drive a server: --server URL)")
+
+
+def _check_workflows(repo: Backend, st: ac.BackfillStatus) -> None:
+    """Locally, the target must define the backfill's workflows to run them (a server knows its own)."""
+    if not isinstance(repo, ac.CodeRepository):
+        return
     known = {w.name for w in repo.workflows}
     missing = [w for w in st.workflows if w not in known]
     if missing:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import IO, Any
@@ -34,7 +33,10 @@ def jsonable(value: Any) -> Any:
 
 def write_json(value: Any, out: IO[str] | None = None) -> None:
     """Write one JSON value and a newline; sequences are streamed element by element."""
-    out = out or sys.stdout
+    if out is None:
+        from .streams import results
+
+        out = results()
     _write(value, out)
     out.write("\n")
     out.flush()

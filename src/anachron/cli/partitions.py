@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Optional, TypedDict
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from . import remote
 from . import target as targets
-from .common import CliError, DbOption, ModuleOption, Output, OutputOption, Positionals, stdout
+from .common import CliError, DbOption, ModuleOption, Output, OutputOption, Positionals, ServerOption, stdout
 from .config import load_config
 from .output import styled, write_json
+from .streams import guard
 
 ORDER = ("success", "failed", "running", "queued", "missing")
+
+#: A run of consecutive keys with one status, as shown and as written in JSON.
+KeyRange = TypedDict("KeyRange", {"from": str, "to": str, "status": str, "count": int})
 
 
 def partitions(
@@ -25,31 +31,42 @@ def partitions(
     status: Annotated[Optional[list[str]], typer.Option("--status", metavar="STATUS",
                                                      help="Only ranges with this status (repeatable): success, "
                                                           "failed, running, queued, missing.")] = None,
-    output: OutputOption = Output.text, db: DbOption = None,
+    output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
     """Show the status of WORKFLOW's partitions: counts, then ranges of consecutive keys.
 
     A key's status is that of the latest run covering it: success, failed, running, queued, or missing.
     """
-    config = load_config()
-    target, (name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
-    target = targets.require(target, ["WORKFLOW"], positionals or [])
+    if output is Output.json:
+        guard()
+    remote_server = remote.chosen(server)
+    if remote_server is not None:
+        (name,) = remote_server.args(positionals, ["WORKFLOW"], module=module, db=db)
+    else:
+        config = load_config()
+        target, (name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
+        target = targets.require(target, ["WORKFLOW"], positionals or [])
     for s in status or ():
         if s not in ORDER:
             raise CliError(f"--status {s!r}: expected success, failed, running, queued or missing")
     if limit < 0:
         raise CliError(f"--limit {limit}: must be >= 0")
-    with targets.repository(target, db, config) as repo:
-        wf = repo.workflow(name, "WORKFLOW")
-        statuses = repo.partition_status(wf.name)
+    if remote_server is not None:
+        with remote.connect(remote_server) as client:
+            workflow = client.workflow(name).name
+            statuses = client.partition_status(workflow)
+    else:
+        with targets.repository(target, db, config) as repo:
+            workflow = repo.workflow(name, "WORKFLOW").name
+            statuses = repo.partition_status(workflow)
     counts = Counter(statuses.values())
     ranges = [r for r in key_ranges(statuses.items()) if not status or r["status"] in status]
     if output is Output.json:
-        write_json({"workflow": wf.name, "total": len(statuses),
+        write_json({"workflow": workflow, "total": len(statuses),
                     "counts": {s: counts[s] for s in sorted(counts, key=_rank)}, "ranges": ranges})
         return
     out = stdout()
-    out.print(f"[bold]{escape(wf.name)}[/bold]: {len(statuses)} partitions")
+    out.print(f"[bold]{escape(workflow)}[/bold]: {len(statuses)} partitions")
     if not statuses:
         return
     summary = Table(box=None, show_header=False, pad_edge=False)
@@ -70,12 +87,12 @@ def partitions(
         out.print(f"… {len(ranges) - len(shown)} more ranges (--limit 0 shows all, --status failed only failures)")
 
 
-def key_ranges(items: Iterable[tuple[str, str]]) -> list[dict]:
+def key_ranges(items: Iterable[tuple[str, str]]) -> list[KeyRange]:
     return list(_ranges(items))
 
 
-def _ranges(items: Iterable[tuple[str, str]]) -> Iterator[dict]:
-    current = None
+def _ranges(items: Iterable[tuple[str, str]]) -> Iterator[KeyRange]:
+    current: KeyRange | None = None
     for key, status in items:
         if current is not None and current["status"] == status:
             current["to"] = key

@@ -1,6 +1,8 @@
 """Watching a backfill: a live Rich progress bar on a terminal, a plain line every few seconds otherwise.
 
-Progress goes to stderr, so stdout stays clean for results (and for ``--output json``).
+Progress goes to stderr, so stdout stays clean for results (and for ``--output json``). A read that fails
+because storage is unavailable for a while (locked, connection lost) does not end the wait: one note on
+stderr, at most every ``NOTE_EVERY`` seconds, and it looks again (``Hiccups``).
 """
 
 from __future__ import annotations
@@ -9,19 +11,87 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 import anachron as ac
 
+from .backend import Backend
+from .common import note
 from .output import duration, styled
+from .remote import ServerUnavailable
 
-#: Seconds between two plain progress lines when stderr is not a terminal.
-PLAIN_INTERVAL = float(os.environ.get("ANACHRON_PROGRESS_INTERVAL", "5"))
+#: Seconds between two plain progress lines when stderr is not a terminal (``ANACHRON_PROGRESS_INTERVAL``).
+PLAIN_INTERVAL = 5.0
 POLL_SECONDS = 0.25
+#: At most one "storage unavailable" note per this many seconds.
+NOTE_EVERY = 10.0
+
+
+def plain_interval() -> float:
+    """``ANACHRON_PROGRESS_INTERVAL``, read when a plain progress display needs it; a bad value is one warning
+    line and the default."""
+    text = os.environ.get("ANACHRON_PROGRESS_INTERVAL")
+    if text is None or not text.strip():
+        return PLAIN_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        note(f"warning: ANACHRON_PROGRESS_INTERVAL={text!r}: expected a number of seconds >= 0 (e.g. 5 or 0.5); "
+             f"using {PLAIN_INTERVAL:g}")
+        return PLAIN_INTERVAL
+    return value
+
+
+class Hiccups:
+    """Tells storage hiccups (``StorageUnavailable``, a transient database error) from real errors while
+    waiting: ``absorb(exc)`` returns after a note (at most one per ``NOTE_EVERY`` s) and a short pause, or
+    re-raises what is not a hiccup."""
+
+    def __init__(self, every: float = NOTE_EVERY, pause: float = POLL_SECONDS):
+        self.every, self.pause = every, pause
+        self._last: float | None = None
+
+    def absorb(self, exc: BaseException) -> None:
+        if not is_hiccup(exc):
+            raise exc
+        now = time.monotonic()
+        if self._last is None or now - self._last >= self.every:
+            self._last = now
+            what = "server" if isinstance(exc, ServerUnavailable) else "storage"
+            note(f"{what} unavailable, retrying: {_describe(exc)}")
+        time.sleep(self.pause)
+
+
+def is_hiccup(exc: BaseException) -> bool:
+    """A storage error that may pass (``StorageUnavailable``, a transient database error), or, driving a
+    server, no answer from it for now (``ServerUnavailable``)."""
+    if isinstance(exc, ServerUnavailable):
+        return True
+    module = type(exc).__module__
+    if not module.startswith(("sqlalchemy", "anachron.storage")):  # not a storage error (storage not imported)
+        return False
+    from ..storage import StorageUnavailable, is_transient
+
+    if isinstance(exc, StorageUnavailable):
+        return True
+    return "sqlalchemy" in type(exc).__module__ and is_transient(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ServerUnavailable):
+        return str(exc)
+    from ..storage import StorageUnavailable, describe_error
+
+    if isinstance(exc, StorageUnavailable):
+        return str(exc).removeprefix("storage unavailable: ")
+    return describe_error(exc)
 
 
 @dataclass
@@ -92,20 +162,22 @@ class Display:
     """Either a Rich live bar or plain lines; ``quiet`` shows nothing."""
 
     def __init__(self, backfill_id: str, quiet: bool = False, console: Console | None = None,
-                 interval: float = PLAIN_INTERVAL):
+                 interval: float | None = None):
         self.backfill_id = backfill_id
         self.console = console or Console(stderr=True, highlight=False)
         self.quiet = quiet
         self.live = not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
-        self.interval = interval
+        if interval is None and not quiet and not self.live:  # only plain lines need it
+            interval = plain_interval()
+        self.interval = PLAIN_INTERVAL if interval is None else interval
         self.rate = Rate()
         self._last_line = 0.0
         self._progress: Progress | None = None
         self._live: Live | None = None
         self._counts = Text("")
-        self._task = None
+        self._task: TaskID | None = None
 
-    def __enter__(self) -> "Display":
+    def __enter__(self) -> Display:
         if self.live:
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
@@ -118,9 +190,10 @@ class Display:
             self._live.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._live is not None:
-            self._live.__exit__(*exc)
+            self._live.__exit__(exc_type, exc, tb)
             self._live = None
             self._progress = None
 
@@ -128,7 +201,7 @@ class Display:
         snap = self.rate.snapshot(st)
         if self.quiet:
             return
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:  # a live bar (both set by __enter__)
             self._progress.update(self._task, description=styled(snap.status), total=snap.total,
                                   completed=snap.finished, speed=snap.speed(), eta="" if final else snap.remaining())
             self._counts = Text.from_markup(f"  [green]done {snap.done}[/green] · [red]failed {snap.failed}[/red]"
@@ -157,18 +230,28 @@ class _Line:
         return self.display._counts
 
 
-def watch(repo: ac.CodeRepository, backfill_id: str, display: Display) -> ac.BackfillStatus:
+def watch(repo: Backend, backfill_id: str, display: Display,
+          hiccups: Hiccups | None = None) -> ac.BackfillStatus:
     """Wait for the backfill to end (taking over its coordination if its leader is gone), showing progress.
 
-    ``KeyboardInterrupt`` propagates to the caller, which decides what to do with the backfill."""
+    Storage hiccups are waited out (see ``Hiccups``). ``KeyboardInterrupt`` propagates to the caller, which
+    decides what to do with the backfill."""
+    hiccups = hiccups or Hiccups()
     with display:
         while True:
             try:
                 final = repo.wait_backfill(backfill_id, timeout=POLL_SECONDS)
             except TimeoutError:
-                st = repo.get_backfill(backfill_id, include_run_ids=False)
+                try:
+                    st = repo.get_backfill(backfill_id, include_run_ids=False)
+                except Exception as exc:  # noqa: BLE001 - a hiccup, or re-raised
+                    hiccups.absorb(exc)
+                    continue
                 if st is not None:
                     display.update(st)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a hiccup, or re-raised
+                hiccups.absorb(exc)
                 continue
             display.update(final, final=True)
             return final

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich import box
+from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
 import anachron as ac
 
+from ..estimate import describe
+from . import signals
+from .backend import Backend
 from .common import note, stderr, stdout
+from .hints import Hints
 from .output import duration, first_line, styled, when
 from .progress import Display, watch
 
 FAILED_SHOWN = 5
 
 
-def watch_backfill(repo: ac.CodeRepository, backfill_id: str, prefix: str,
+def watch_backfill(repo: Backend, backfill_id: str, hints: Hints,
                    quiet: bool = False) -> ac.BackfillStatus | None:
-    """Watch until the end. On Ctrl-C: ask (on a terminal) whether to cancel; ``None`` when it is left unfinished."""
+    """Watch until the end. On Ctrl-C: ask (on a terminal) whether to cancel; ``None`` when it is left unfinished
+    (always so after SIGTERM: being told to stop is not a question)."""
     try:
         return watch(repo, backfill_id, Display(backfill_id, quiet=quiet))
     except KeyboardInterrupt:
         pass
-    if sys.stdin.isatty() and sys.stderr.isatty():
+    if not signals.terminated() and sys.stdin.isatty() and sys.stderr.isatty():
         try:
             cancel = Confirm.ask(f"\nCancel backfill {backfill_id}? (no: leave it to finish later)", default=False,
                                  console=stderr())
@@ -37,19 +43,27 @@ def watch_backfill(repo: ac.CodeRepository, backfill_id: str, prefix: str,
             try:
                 return repo.wait_backfill(backfill_id, timeout=30)
             except (TimeoutError, KeyboardInterrupt):
-                return repo.get_backfill(backfill_id)
-    st = repo.get_backfill(backfill_id)
-    done = st.completed_partitions + st.failed_partitions + st.canceled_partitions
-    target = f"{prefix} " if prefix else ""
-    note(f"\nbackfill {backfill_id} left unfinished ({st.status}, {done}/{st.total_partitions} partitions done). "
+                return repo.get_backfill(backfill_id, include_run_ids=False)
+    st = repo.get_backfill(backfill_id, include_run_ids=False)
+    state = ""
+    if st is not None:
+        done = st.completed_partitions + st.failed_partitions + st.canceled_partitions
+        state = f" ({st.status}, {done}/{st.total_partitions} partitions done)"
+    watch_it = hints.command("backfill status", backfill_id, "--wait", code=True)
+    if hints.remote:  # the server leads it: only the watching stops
+        note(f"\nstopped watching backfill {backfill_id}{state}; it goes on on the server.\n"
+             f"  watch it again:  {watch_it}\n"
+             f"  cancel it:       {hints.command('backfill cancel', backfill_id)}")
+        return None
+    note(f"\nbackfill {backfill_id} left unfinished{state}. "
          "Once this command exits its runs in flight stop, and the backfill continues when a process "
          "coordinates it again:\n"
-         f"  continue and watch it:  anachron backfill status {target}{backfill_id} --wait\n"
-         f"  cancel it:              anachron backfill cancel {backfill_id}")
+         f"  continue and watch it:  {watch_it}\n"
+         f"  cancel it:              {hints.command('backfill cancel', backfill_id)}")
     return None
 
 
-def finish(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) -> None:
+def finish(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     """The summary printed when a watched backfill has ended."""
     out = stdout()
     took = _took(st)
@@ -60,20 +74,19 @@ def finish(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) -> None:
     out.print(f"[red]✘[/red] backfill {st.backfill_id} {st.status}: {st.completed_partitions} succeeded, "
               f"{st.failed_partitions} failed, {st.canceled_partitions} canceled of {st.total_partitions} "
               f"partitions{took}")
-    _failed_runs(repo, st, out)
+    _failed_runs(repo, st, out, hints)
     if st.failed_partitions or st.canceled_partitions:
-        target = f"{prefix} " if prefix else ""
-        out.print(f"rerun the failed and canceled partitions: anachron backfill rerun {escape(target)}{st.backfill_id}")
+        out.print("rerun the failed and canceled partitions: "
+                  + escape(hints.command("backfill rerun", st.backfill_id, code=True)))
 
 
-def print_status(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) -> None:
+def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     out = stdout()
     out.print(f"backfill [bold]{st.backfill_id}[/bold]  {styled(st.status)}")
     rows = [("workflows", escape(", ".join(st.workflows)) or "-"),
             ("partitions", f"{st.total_partitions}: {st.completed_partitions} succeeded · {st.failed_partitions} "
                            f"failed · {st.canceled_partitions} canceled"),
-            ("runs", f"{st.total_runs}: {st.running_runs} running · {st.queued_runs} queued · "
-                     f"{len(st.run_ids)} created"),
+            ("runs", f"{st.total_runs}: {st.running_runs} running · {st.queued_runs} queued"),
             ("created", when(st.created_at)),
             ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
     if st.tags:
@@ -82,12 +95,13 @@ def print_status(repo: ac.CodeRepository, st: ac.BackfillStatus, prefix: str) ->
         rows.append(("error", escape(first_line(st.error))))
     for label, value in rows:
         out.print(f"  {label:<11}{value}")
-    _failed_runs(repo, st, out)
-    target = f"{prefix} " if prefix else ""
+    _failed_runs(repo, st, out, hints)
     if st.status in ("failed", "canceled") and (st.failed_partitions or st.canceled_partitions):
-        out.print(f"rerun the failed and canceled partitions: anachron backfill rerun {escape(target)}{st.backfill_id}")
+        out.print(escape(hints.with_target("rerun the failed and canceled partitions: "
+                                           + hints.command("backfill rerun", st.backfill_id, code=True))))
     elif st.status in ("requested", "in_progress", "paused"):
-        out.print(f"watch it: anachron backfill status {escape(target)}{st.backfill_id} --wait")
+        out.print(escape(hints.with_target(
+            "watch it: " + hints.command("backfill status", st.backfill_id, "--wait", code=True))))
 
 
 def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.BackfillStrategy | None) -> None:
@@ -103,6 +117,8 @@ def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.Backfil
     out.print(f"  {'first run':<11}{_span(plan[0])}")
     if result.num_runs > 1:
         out.print(f"  {'last run':<11}{_span(plan[-1])}")
+    if result.estimate is not None:
+        out.print(f"  {'estimate':<11}{escape(describe(result.estimate))}")
 
 
 def backfill_table(found: Sequence[ac.BackfillStatus]) -> None:
@@ -121,7 +137,7 @@ def backfill_table(found: Sequence[ac.BackfillStatus]) -> None:
     out.print(table)
 
 
-def _failed_runs(repo: ac.CodeRepository, st: ac.BackfillStatus, out) -> None:
+def _failed_runs(repo: Backend, st: ac.BackfillStatus, out: Console, hints: Hints) -> None:
     if not st.failed_partitions:
         return
     runs = repo.list_runs(backfill_id=st.backfill_id, status="failed", limit=FAILED_SHOWN + 1)
@@ -130,7 +146,8 @@ def _failed_runs(repo: ac.CodeRepository, st: ac.BackfillStatus, out) -> None:
         out.print(f"  [red]failed[/red]  {escape(keys)}  {escape(first_line(run.error))}  "
                   f"[dim](run {run.run_id})[/dim]")
     if len(runs) > FAILED_SHOWN:
-        out.print(f"  … more failed runs: anachron runs list --backfill {st.backfill_id} --status failed")
+        more = hints.command("runs list", "--backfill", st.backfill_id, "--status", "failed")
+        out.print(f"  … more failed runs: {escape(more)}")
 
 
 def _span(keys: Sequence[str], count: bool = True) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,16 +18,36 @@ from rich.table import Table
 
 import anachron as ac
 
-from . import parsing, target as targets
-from .common import (FAILED, INTERRUPTED, OK, CliError, DbOption, ModuleOption, Output, OutputOption, Positionals,
-                     example, note, stderr, stdout, usage)
+from . import parsing, remote, signals
+from . import target as targets
+from .backend import Backend, open_backend, where
+from .common import (
+    FAILED,
+    OK,
+    CliError,
+    DbOption,
+    ModuleOption,
+    Output,
+    OutputOption,
+    Positionals,
+    ServerOption,
+    check_statuses,
+    example,
+    note,
+    stderr,
+    stdout,
+    usage,
+)
 from .config import load_config
+from .hints import Hints
 from .output import duration, first_line, jsonable, styled, when, write_json
+from .progress import POLL_SECONDS, Hiccups
+from .streams import echo, guard
 
 ParamOption = Annotated[Optional[list[str]], typer.Option(
     "-p", "--param", metavar="K=V",
     help="A workflow parameter (repeatable). The value is read as JSON when it parses (3, true, null, [1,2], "
-         "\"text\"), else taken as text.")]
+         "\"text\"), else taken as text; for a parameter annotated date or datetime, as an ISO date / datetime.")]
 EnvOption = Annotated[Optional[list[str]], typer.Option(
     "--env", "-e", metavar="K=V", help="An environment variable for the run (repeatable), e.g. "
                                        "ANACHRON_TIME=unix:1767225600.")]
@@ -43,42 +64,73 @@ def run(
     run_name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="A name for the run.")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the run id.")] = False,
     logs: Annotated[bool, typer.Option("--logs", help="Print the run's log lines when it ends.")] = False,
-    output: OutputOption = Output.text, db: DbOption = None,
+    output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
     """Run WORKFLOW once through the repository and wait for it.
 
     The run is stored and queued like any other (limits apply). Prints the run id and status.
 
-    Exit code 0 on success, 1 when the run failed or was canceled, 2 on bad input.
+    Exit code 0 on success, 1 when the run failed or was canceled, 2 on bad input, 130/143 when interrupted
+    (Ctrl-C / SIGTERM) and left unfinished.
     """
+    guard()  # the run may print (or start programs that do): stdout carries the result only
+    remote_server = remote.chosen(server)
+    if remote_server is not None:
+        (name,) = remote_server.args(positionals, ["WORKFLOW"], module=module, db=db)
+        if env:
+            raise CliError(f"--env: not available with {remote_server.named}: the server's API takes no run "
+                           "environment (runs get the server's)")
+        run_tags = parsing.pairs(tags, "--tag")
+        values = parsing.params(params, "-p")  # JSON, else text: the server's API has no dates
+        with remote.connect(remote_server) as client:
+            info = client.workflow(name)
+            submitted = client.run(info.name, partition_key=partition, params=values, tags=run_tags,
+                                   run_name=run_name, idempotency_key=idempotency_key)
+            code = _submitted(client, submitted, Hints.of_server(remote_server), no_wait=no_wait, logs=logs,
+                              output=output)
+        raise typer.Exit(code)
     config = load_config()
     target, (name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
     target = targets.require(target, ["WORKFLOW"], positionals or [])
-    values, environ, run_tags = parsing.params(params), parsing.environ(env), parsing.pairs(tags, "--tag")
+    environ, run_tags = parsing.environ(env), parsing.pairs(tags, "--tag")
+    parsing.pairs(params, "-p")  # the K=V syntax, before anything is loaded
+    hints = Hints.of(target, db, config)
     with targets.repository(target, db, config) as repo:
         wf = repo.workflow(name, "WORKFLOW")
+        values = parsing.params(params, "-p", wf)
         submitted = repo.run(wf.name, partition_key=partition, params=values, tags=run_tags, run_name=run_name,
                              idempotency_key=idempotency_key, environ=environ, block=False)
-        result = submitted if no_wait else _wait_run(repo, submitted, target.argv())
-        if result is None:
-            raise typer.Exit(INTERRUPTED)
-        if output is Output.json:
-            write_json(result)
-        else:
-            _print_run(result, repo if logs else None)
-            if not result.is_finished:
-                target_text = f"{target.argv()} " if target.argv() else ""
+        code = _submitted(repo, submitted, hints, no_wait=no_wait, logs=logs, output=output)
+    raise typer.Exit(code)
+
+
+def _submitted(repo: Backend, submitted: ac.Run, hints: Hints, *, no_wait: bool, logs: bool, output: Output) -> int:
+    """A submitted run: waited for (unless --no-wait) and shown; returns the exit code."""
+    result = submitted if no_wait else _wait_run(repo, submitted, hints)
+    if result is None:
+        return signals.interrupted_code()
+    if output is Output.json:
+        write_json(result)
+    else:
+        _print_run(result, repo if logs else None)
+        if not result.is_finished:
+            follow_it = hints.command("runs show", result.run_id, "--wait", code=True)
+            if hints.remote:
+                note(f"run {result.run_id} is {result.status}: the server runs it; follow it with `{follow_it}`.")
+            else:
                 note(f"run {result.run_id} is {result.status}: it runs while a process coordinates it, e.g. "
-                     f"`anachron runs show {target_text}{result.run_id} --wait` (or the daemon).")
-    raise typer.Exit(FAILED if result.status in ("failed", "canceled") else OK)
+                     f"`{follow_it}` (or the daemon).")
+    return FAILED if result.status in ("failed", "canceled") else OK
 
 
-def _wait_run(repo: ac.CodeRepository, run: ac.Run, prefix: str) -> ac.Run | None:
+def _wait_run(repo: Backend, run: ac.Run, hints: Hints) -> ac.Run | None:
+    """Wait for the run to end (storage hiccups are waited out). On Ctrl-C: ask (on a terminal) whether to
+    cancel it; ``None`` when it is left unfinished (always so after SIGTERM)."""
     try:
-        return repo.wait_run(run.run_id)
+        return _wait(repo, run.run_id)
     except KeyboardInterrupt:
         pass
-    if sys.stdin.isatty() and sys.stderr.isatty():
+    if not signals.terminated() and sys.stdin.isatty() and sys.stderr.isatty():
         try:
             cancel = Confirm.ask(f"\nCancel run {run.run_id}? (no: leave it)", default=False, console=stderr())
         except (KeyboardInterrupt, EOFError):
@@ -86,17 +138,32 @@ def _wait_run(repo: ac.CodeRepository, run: ac.Run, prefix: str) -> ac.Run | Non
         if cancel:
             repo.cancel_run(run.run_id)
             return repo.wait_run(run.run_id, timeout=30)
-    target = f"{prefix} " if prefix else ""
+    if hints.remote:  # the server runs it: only the waiting stops
+        note(f"\nstopped waiting for run {run.run_id}; it goes on on the server.\n"
+             f"  {hints.command('runs show', run.run_id, '--wait')}\n  {hints.command('runs cancel', run.run_id)}")
+        return None
     note(f"\nrun {run.run_id} left unfinished. Once this command exits it stops, and it is retried when a "
-         f"process waits on it:\n  anachron runs show {target}{run.run_id} --wait\n"
-         f"  anachron runs cancel {run.run_id}")
+         f"process waits on it:\n  {hints.command('runs show', run.run_id, '--wait', code=True)}\n"
+         f"  {hints.command('runs cancel', run.run_id)}")
     return None
+
+
+def _wait(repo: Backend, run_id: str) -> ac.Run:
+    hiccups = Hiccups()
+    while True:
+        try:
+            return repo.wait_run(run_id, timeout=POLL_SECONDS * 4)
+        except TimeoutError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - a storage hiccup, or re-raised
+            hiccups.absorb(exc)
 
 
 def dev_run(
     positionals: Positionals = None, module: ModuleOption = None,
-    flow_file: Annotated[Optional[Path], typer.Option("-f", "--file", metavar="PIPELINE.yaml",
-                                                      help="A YAML flow (not supported yet).")] = None,
+    flow_file: Annotated[Optional[Path], typer.Option(
+        "-f", "--file", metavar="PIPELINE.yaml",
+        help="A YAML flow file (then WORKFLOW may be left out when it holds one flow).")] = None,
     env: EnvOption = None, params: ParamOption = None, partition: PartitionOption = None,
     output: OutputOption = Output.text,
 ) -> None:
@@ -108,13 +175,27 @@ def dev_run(
     stderr. Exit code 0 on success, 1 when the run failed (the error and traceback on stderr; a malformed
     ANACHRON_TIME fails the run), 2 on bad input.
     """
-    if flow_file is not None:
-        raise CliError(f"-f {flow_file}: YAML flows are not supported yet; give a Python file and WORKFLOW")
+    guard()  # the run may print: stdout carries its result only
     config = load_config()
-    target, (name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
-    target = targets.require(target, ["WORKFLOW"], positionals or [])
-    values, environ = parsing.params(params), parsing.environ(env)
-    wf = targets.load(target, config).workflow(name)
+    if flow_file is not None:
+        if module:
+            raise CliError(f"give -f {flow_file} or -m {module}, not both")
+        given = list(positionals or [])
+        if len(given) > 1:
+            raise CliError(f"too many arguments: {' '.join(given[1:])!r} (usage: -f PIPELINE.yaml [WORKFLOW])")
+        target = targets.Target.parse(str(flow_file))
+        loaded = targets.load(target, config)
+        if not given and len(loaded.workflows) > 1:
+            names = ", ".join(w.name for w in loaded.workflows)
+            raise CliError(f"missing WORKFLOW: {flow_file} holds {len(loaded.workflows)} flows ({names})")
+        name = given[0] if given else loaded.workflows[0].name
+    else:
+        picked, (name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
+        loaded = targets.load(targets.require(picked, ["WORKFLOW"], positionals or []), config)
+    environ = parsing.environ(env)
+    parsing.pairs(params, "-p")
+    wf = loaded.workflow(name)
+    values = parsing.params(params, "-p", wf)
     ctx = ac.create_context()
     ctx.environ.update(environ)
     error: BaseException | None = None
@@ -143,7 +224,7 @@ def dev_run(
                 continue  # the engine's record of the failure: the traceback below says it better
             note(f"{line['level']:<8}{line['message']}")
         if error is None:
-            typer.echo(_show_value(result))
+            echo(_show_value(result))
         else:
             _print_error(error)
     raise typer.Exit(FAILED if error else OK)
@@ -175,7 +256,7 @@ def _print_error(error: BaseException) -> None:
     note(f"error: run failed: {type(error).__name__}: {first_line(str(error))}")
 
 
-def _print_run(run: ac.Run, repo: ac.CodeRepository | None) -> None:
+def _print_run(run: ac.Run, repo: Backend | None) -> None:
     out = stdout()
     took = f" in {duration((run.ended_at - run.started_at).total_seconds())}" if run.ended_at and run.started_at else ""
     where = f" partition {escape(run.partition_key)}" if run.partition_key else ""
@@ -201,20 +282,17 @@ def list_runs(
                                                         help="queued, running, success, failed, canceled.")] = None,
     backfill: Annotated[Optional[str], typer.Option("--backfill", metavar="ID")] = None,
     limit: Annotated[int, typer.Option("--limit", metavar="N")] = 50,
-    output: OutputOption = Output.text, db: DbOption = None,
+    output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
     """List runs, newest first."""
-    config = load_config()
-    target, _ = targets.pick(positionals, [], module, config)
-    for s in status or ():
-        if s not in ("queued", "running", "success", "failed", "canceled"):
-            raise CliError(f"--status {s!r}: expected queued, running, success, failed or canceled")
+    if output is Output.json:
+        guard()
+    opened, _, _ = open_backend(server, positionals, [], module, db)
+    statuses = check_statuses(status, ("queued", "running", "success", "failed", "canceled"))
     if limit < 1:
         raise CliError(f"--limit {limit}: must be >= 1")
-    with targets.repository(target, db, config, need_target=False) as repo:
-        found = [r for r in repo.list_runs(status=status or None, backfill_id=backfill,
-                                           limit=limit if workflow is None else max(limit, 1000))
-                 if workflow is None or r.workflow == workflow][:limit]
+    with opened as repo:
+        found = repo.list_runs(workflow=workflow, status=statuses, backfill_id=backfill, limit=limit)
         if output is Output.json:
             write_json(found)
             return
@@ -234,20 +312,23 @@ def list_runs(
 def show(
     positionals: Positionals = None, module: ModuleOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends (taking it over if its process died); "
-                                                       "needs TARGET. Exit 1 if it failed.")] = False,
-    output: OutputOption = Output.text, db: DbOption = None,
+                                                       "needs TARGET, or --server (the server runs it). Exit 1 "
+                                                       "if it failed.")] = False,
+    output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
     """Show one run."""
-    config = load_config()
-    target, (run_id,) = targets.pick(positionals, ["RUN_ID"], module, config)
-    if wait and target is None:
-        raise CliError("runs show --wait needs the workflow code: give TARGET or -m MODULE before the id")
-    with targets.repository(target, db, config, need_target=False) as repo:
+    if output is Output.json or wait:
+        guard()
+    opened, (run_id,), hints = open_backend(
+        server, positionals, ["RUN_ID"], module, db, needs_code="runs show --wait needs the workflow code: give "
+        "TARGET or -m MODULE before the id (or --server URL)" if wait else None)
+    with opened as repo:
         run_ = _get_run(repo, run_id)
         if wait and not run_.is_finished:
-            run_ = _wait_run(repo, run_, target.argv())
-            if run_ is None:
-                raise typer.Exit(INTERRUPTED)
+            waited = _wait_run(repo, run_, hints)
+            if waited is None:
+                raise typer.Exit(signals.interrupted_code())
+            run_ = waited
         if output is Output.json:
             write_json(run_)
         else:
@@ -261,37 +342,38 @@ def show(
 
 @runs_app.command(cls=usage("[TARGET] RUN_ID"), epilog=example("anachron runs logs 4efefea85a2349388b16d9a14f905029"))
 def logs(positionals: Positionals = None, module: ModuleOption = None, output: OutputOption = Output.text,
-         db: DbOption = None) -> None:
+         db: DbOption = None, server: ServerOption = None) -> None:
     """Print a run's log lines (every attempt)."""
-    config = load_config()
-    target, (run_id,) = targets.pick(positionals, ["RUN_ID"], module, config)
-    with targets.repository(target, db, config, need_target=False) as repo:
+    if output is Output.json:
+        guard()
+    opened, (run_id,), _ = open_backend(server, positionals, ["RUN_ID"], module, db)
+    with opened as repo:
         lines = repo.run_logs(run_id)
         if output is Output.json:
             write_json(lines)
             return
         for line in lines:
-            typer.echo(f"{when(line['time'])}  #{line['attempt']}  {line['level']:<8}{line['message']}")
+            echo(f"{when(line['time'])}  #{line['attempt']}  {line['level']:<8}{line['message']}")
 
 
 @runs_app.command(cls=usage("[TARGET] RUN_ID"), epilog=example("anachron runs cancel 4efefea85a2349388b16d9a14f905029"))
-def cancel(positionals: Positionals = None, module: ModuleOption = None, db: DbOption = None) -> None:
+def cancel(positionals: Positionals = None, module: ModuleOption = None, db: DbOption = None,
+           server: ServerOption = None) -> None:
     """Cancel a queued or running run."""
-    config = load_config()
-    target, (run_id,) = targets.pick(positionals, ["RUN_ID"], module, config)
-    with targets.repository(target, db, config, need_target=False) as repo:
+    opened, (run_id,), _ = open_backend(server, positionals, ["RUN_ID"], module, db)
+    with opened as repo:
         before = _get_run(repo, run_id)
         if not repo.cancel_run(run_id):
             raise CliError(f"run {run_id} is {before.status}; only a queued or running run can be canceled")
-        typer.echo(f"run {run_id}: {before.status} → {_get_run(repo, run_id).status}")
+        echo(f"run {run_id}: {before.status} → {_get_run(repo, run_id).status}")
 
 
-def _get_run(repo: ac.CodeRepository, run_id: str) -> ac.Run:
+def _get_run(repo: Backend, run_id: str) -> ac.Run:
     found = repo.get_run(run_id)
     if found is None:
-        raise ac.NotFoundError(f"RUN_ID: run {run_id!r} not found in {targets.mask(repo.storage.url)}")
+        raise ac.NotFoundError(f"RUN_ID: run {run_id!r} not found {where(repo)}")
     return found
 
 
-def _keys(keys) -> str:
+def _keys(keys: Sequence[str]) -> str:
     return "" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({len(keys)})"

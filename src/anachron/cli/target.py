@@ -19,15 +19,22 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import anachron as ac
 
+from ..loading import import_file, workflows_in
 from .common import CliError
 from .config import Config, split_attr
+
+if TYPE_CHECKING:
+    from ..storage import Storage
+
+T = TypeVar("T")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -40,7 +47,7 @@ class Target:
     from_config: bool = False
 
     @classmethod
-    def parse(cls, text: str, kind: str = "file", from_config: bool = False) -> "Target":
+    def parse(cls, text: str, kind: str = "file", from_config: bool = False) -> Target:
         value, attr = split_attr(text)
         if not value:
             raise CliError(f"TARGET: {text!r} is empty")
@@ -115,6 +122,49 @@ def pick(positionals: Sequence[str] | None, names: Sequence[str], module: str | 
     raise CliError(f"too many arguments: {extra!r} (usage: [TARGET] {' '.join(names)})")
 
 
+def pick_many(positionals: Sequence[str] | None, module: str | None, config: Config) -> list[Target]:
+    """``TARGET...`` (any number, and/or ``-m MODULE``), else the configured target."""
+    chosen = [Target.parse(text) for text in positionals or []]
+    if module:
+        chosen.append(Target.parse(module, "module"))
+    if not chosen and config.target:
+        chosen.append(Target.parse(config.target, "file", from_config=True))
+    if not chosen and config.module:
+        chosen.append(Target.parse(config.module, "module", from_config=True))
+    if not chosen:
+        raise CliError("no TARGET: give Python files, YAML flows or folders of them (or -m MODULE), or set target "
+                       "in [tool.anachron] (pyproject.toml)")
+    return chosen
+
+
+@contextlib.contextmanager
+def repository_of(chosen: Sequence[Target], db: str | None, config: Config) -> Iterator[ac.CodeRepository]:
+    """One repository for several targets: their workflows together (names must not clash), on the chosen
+    database, with a ``LocalExecutor``. One target: exactly ``repository``."""
+    if len(chosen) == 1:
+        with repository(chosen[0], db, config) as repo:
+            yield repo
+        return
+    url = database(db, config).url
+    if url is not None:
+        os.environ["ANACHRON_DATABASE_URL"] = url
+    workflows: dict[str, tuple[ac.Workflow, Target]] = {}
+    for target in chosen:
+        for wf in load(target, config).all_workflows():
+            seen = workflows.get(wf.name)
+            if seen is not None and seen[0] is not wf:
+                raise CliError(f"TARGET {target}: workflow {wf.name!r} is also defined by {seen[1]}")
+            workflows[wf.name] = (wf, target)
+    if not workflows:
+        raise CliError("TARGET: none of the targets defines a workflow")
+    repo = _open(lambda: ac.CodeRepository([w for w, _ in workflows.values()], storage=url,
+                                           executor=ac.LocalExecutor()), database(db, config))
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
 def require(target: Target | None, names: Sequence[str], positionals: Sequence[str]) -> Target:
     if target is not None:
         return target
@@ -127,66 +177,130 @@ def require(target: Target | None, names: Sequence[str], positionals: Sequence[s
 def load(target: Target, config: Config) -> Loaded:
     """Import the target's module and collect its repositories and workflows."""
     if target.kind == "file":
+        path = Path(target.value).expanduser()
+        if path.suffix in YAML_SUFFIXES or path.is_dir():
+            return _load_flows(target, path)
         module = _load_file(target)
     else:
         module = _load_module(target, config)
     repositories: dict[str, ac.CodeRepository] = {}
     workflows: dict[int, ac.Workflow] = {}
     for name, obj in vars(module).items():
-        if isinstance(obj, ac.CodeRepository) and all(obj is not r for r in repositories.values()):
-            repositories[name] = obj
-        elif isinstance(obj, ac.Workflow):
-            workflows.setdefault(id(obj), obj)
+        if isinstance(obj, ac.CodeRepository):
+            if all(obj is not r for r in repositories.values()):
+                repositories[name] = obj
+        elif not isinstance(obj, type):  # workflows, and lists / dicts of them (as worker processes find them)
+            for wf in workflows_in(obj):
+                workflows.setdefault(id(wf), wf)
     return Loaded(target, module, repositories, list(workflows.values()))
+
+
+@dataclass(frozen=True)
+class Database:
+    """The database the user chose, and where the choice came from (for messages and hints)."""
+
+    url: str | None  #: ``None``: the target's own storage (or, without a target, the default file)
+    source: str | None = None  #: ``--db``, ``ANACHRON_DATABASE_URL`` or ``database in FILE``
+    option: str | None = None  #: ``--db`` exactly as given
+
+
+def database(db: str | None, config: Config) -> Database:
+    """``--db``, then ``ANACHRON_DATABASE_URL``, then the config — validated here, before any target is
+    loaded, so a bad URL is blamed on where it came from (not on the target, whose module would build a
+    repository with it)."""
+    if db is not None:
+        if not db.strip():
+            raise CliError("--db: the database URL is empty")
+        chosen = Database(db, "--db", db)
+    elif os.environ.get("ANACHRON_DATABASE_URL"):
+        chosen = Database(os.environ["ANACHRON_DATABASE_URL"], "ANACHRON_DATABASE_URL")
+    elif config.database:
+        chosen = Database(config.database, f"database in {config.path}")
+    else:
+        return Database(None)
+    _check_url(chosen)
+    return chosen
 
 
 def database_url(db: str | None, config: Config) -> str | None:
     """The storage the user chose: ``--db``, then ``ANACHRON_DATABASE_URL``, then the config; or None."""
-    if db is not None:
-        if not db.strip():
-            raise CliError("--db: the database URL is empty")
-        return db
-    return os.environ.get("ANACHRON_DATABASE_URL") or config.database
+    return database(db, config).url
+
+
+def _check_url(chosen: Database) -> None:
+    from ..storage import normalize_url
+
+    given = chosen.url
+    if given is None:  # the target's own storage: checked when it is opened
+        return
+    try:
+        url = normalize_url(given)
+    except ValueError as exc:
+        raise CliError(f"{chosen.source}: {str(exc).removeprefix('storage: ')}") from None
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(url)
+    except Exception as exc:  # noqa: BLE001 - ArgumentError, ValueError (a bad port): a malformed URL
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"{chosen.source}: malformed database URL {mask(given)!r}: {reason}") from None
+
+
+def default_database_exists() -> bool:
+    from ..storage import DEFAULT_URL
+
+    return Path(DEFAULT_URL.split(":///", 1)[1]).is_file()
+
+
+NO_DATABASE = ("no database found: {path} does not exist here; name one with TARGET (a file whose repository "
+               "names the storage), --db URL, ANACHRON_DATABASE_URL, or database in [tool.anachron]")
 
 
 @contextlib.contextmanager
 def repository(target: Target | None, db: str | None, config: Config, *,
                need_target: bool = True) -> Iterator[ac.CodeRepository]:
     """The repository a command works with; closed (leases released) when the command ends."""
-    url = database_url(db, config)
+    chosen = database(db, config)
+    url = chosen.url
     if url is not None:  # the target's code (and worker processes importing it) default to the same database
         os.environ["ANACHRON_DATABASE_URL"] = url
-    repo = None
+    repo: ac.CodeRepository
     if target is None:
         if need_target:
             raise CliError("no TARGET: give a Python file or -m MODULE, or set target in [tool.anachron]")
-        repo = _open(lambda: ac.CodeRepository([], storage=url, executor=ac.InProcessExecutor(max_workers=1)), url)
+        if url is None and not default_database_exists():  # never create a database nobody named
+            from ..storage import DEFAULT_URL
+
+            raise CliError(NO_DATABASE.format(path=DEFAULT_URL.split(":///", 1)[1]))
+        repo = _open(lambda: ac.CodeRepository([], storage=url, executor=ac.InProcessExecutor(max_workers=1)),
+                     chosen)
     else:
         loaded = load(target, config)
-        chosen = loaded.repository()
-        if chosen is not None:
-            _, found = chosen
+        chosen_repo = loaded.repository()
+        if chosen_repo is not None:
+            _, found = chosen_repo
             if url is None or _same_url(url, found.storage_url):
-                repo = _open(lambda: found, url)
+                repo = _open(lambda: found, chosen, found.storage_url)
             else:  # its own storage is never opened (a repository opens storage on first use)
                 repo = _open(lambda: ac.CodeRepository(found.workflows, storage=url, executor=found.executor,
                                                        run_queue=found.run_queue, lease_seconds=found.lease_seconds),
-                             url)
+                             chosen)
         else:
             if not loaded.workflows:
                 raise CliError(f"TARGET {target}: it defines no @ac.workflow and no ac.CodeRepository")
-            repo = _open(lambda: ac.CodeRepository(loaded.workflows, storage=url, executor=ac.LocalExecutor()), url)
+            repo = _open(lambda: ac.CodeRepository(loaded.workflows, storage=url, executor=ac.LocalExecutor()),
+                         chosen)
     try:
         yield repo
     finally:
         repo.close()
 
 
-def open_storage(url: str | None):
+def open_storage(url: str | None, source: str | None = None) -> Storage:
     """Open (and so migrate) a storage URL, for ``db`` commands."""
     from ..storage import Storage
 
-    return _open(lambda: Storage(url), url)
+    return _open(lambda: Storage(url), Database(url, source))
 
 
 def mask(url: str) -> str:
@@ -200,18 +314,24 @@ def mask(url: str) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _open(factory, url: str | None):
+def _open(factory: Callable[[], T], chosen: Database, own_url: str | None = None) -> T:
+    """Build (and open) the repository or storage; a database that cannot be opened is bad input (exit 2),
+    blamed on where its URL came from."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from ..storage import StorageError, describe_error
 
     try:
         opened = factory()
         if isinstance(opened, ac.CodeRepository):
-            opened.storage  # open it now, so a bad --db is reported here in one line
+            _ = opened.storage  # open it now, so a bad --db is reported here in one line
         return opened
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, StorageError) as exc:
+        url = chosen.url or own_url
         shown = mask(url) if url else "the default database"
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise CliError(f"--db: cannot open {shown}: {reason}") from None
+        reason = describe_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc).splitlines()[0]
+        source = chosen.source or ("TARGET" if own_url else "database")
+        raise CliError(f"{source}: cannot open {shown}: {reason}") from None
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -230,34 +350,44 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
+def _load_flows(target: Target, path: Path) -> Loaded:
+    """A YAML flow file, or a folder of them: their workflows (a broken file registers nothing)."""
+    from ..flows import FlowError, load_flows
+
+    if not path.exists():
+        raise CliError(f"TARGET {target.value}: no such file or folder")
+    if target.attr:
+        raise CliError(f"TARGET {target}: a YAML flow has no repository to pick; give {target.value}")
+    try:
+        workflows = load_flows(path)
+    except FlowError as exc:
+        raise CliError(str(exc), every_line=True) from None
+    except OSError as exc:
+        raise CliError(f"TARGET {target.value}: cannot read it: {exc.strerror or exc}") from None
+    if not workflows:
+        raise CliError(f"TARGET {target.value}: no YAML flows (*.yaml, *.yml) in this folder")
+    module = ModuleType(f"anachron_flows_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}")
+    for wf in workflows:
+        setattr(module, wf.name, wf)
+    return Loaded(target, module, {}, workflows)
+
+
 def _load_file(target: Target) -> ModuleType:
     path = Path(target.value).expanduser()
-    if path.suffix in YAML_SUFFIXES:
-        raise CliError(f"TARGET {target.value}: YAML flows are not supported yet; give a Python file or -m MODULE")
     if not path.exists():
         raise CliError(f"TARGET {target.value}: no such file")
-    if path.is_dir():
-        raise CliError(f"TARGET {target.value}: is a directory; give a Python file or -m MODULE")
     path = path.resolve()
     directory = str(path.parent)
     if directory not in sys.path:  # appended: a flows file named like a module (random.py) must not shadow it
         sys.path.append(directory)
-    name = _module_name(path)
-    existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) == str(path):
-        return existing
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise CliError(f"TARGET {target.value}: cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_file(_module_name(path), str(path))
     except (KeyboardInterrupt, CliError):
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's module failed: report where, no traceback
-        sys.modules.pop(name, None)
         raise CliError(f"TARGET {target.value}: cannot load it: {_where(exc, str(path))}") from None
+    if module is None:
+        raise CliError(f"TARGET {target.value}: cannot be imported as Python")
     return module
 
 

@@ -3,40 +3,42 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time as _time
-from typing import Mapping
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from ..context import RunCanceled
+from ..context import CancelToken, RunCanceled
+
+if TYPE_CHECKING:
+    from ..storage import Storage
 
 POLL_SECONDS = 0.05
 
 
 class PoolGate:
-    def __init__(self, storage, sizes: Mapping[str, int]):
+    def __init__(self, storage: Storage, sizes: Mapping[str, int]) -> None:
         self.storage = storage
         self.sizes = dict(sizes)
 
     @property
     def storage_url(self) -> str:
-        return self.storage.url
+        return str(self.storage.url)
 
     @classmethod
-    def connect(cls, url: str, sizes: Mapping[str, int]) -> "PoolGate":
+    def connect(cls, url: str, sizes: Mapping[str, int]) -> PoolGate:
         from ..storage import Storage
 
         return cls(Storage(url), sizes)
 
     @contextlib.contextmanager
-    def slot(self, pool: str, run_id: str, cancel: threading.Event | None = None):
+    def slot(self, pool: str, run_id: str, cancel: CancelToken | None = None) -> Iterator[None]:
         """Hold one slot of ``pool`` (pools not configured are unlimited)."""
         size = self.sizes.get(pool)
         if size is None:
             yield
             return
         while True:
-            with self.storage.write() as session:
-                slot = session.try_acquire_slot(pool, size, run_id, _time.time())
+            slot = self.storage.run(lambda s: s.try_acquire_slot(pool, size, run_id, _time.time()))
             if slot is not None:
                 break
             if cancel is not None and cancel.wait(POLL_SECONDS):
@@ -46,5 +48,4 @@ class PoolGate:
         try:
             yield
         finally:
-            with self.storage.write() as session:
-                session.release_slot(pool, slot, run_id)
+            self.storage.run(lambda s: s.release_slot(pool, slot, run_id))

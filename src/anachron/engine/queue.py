@@ -11,30 +11,13 @@ a higher-priority run elsewhere.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from ..models import TagConcurrencyLimit
+from ..records import ActiveRun, QueuedRun
 
-
-class QueuedRun(NamedTuple):
-    run_id: str
-    workflow: str
-    priority: int
-    created_at: float
-    seq: int
-    owner: str | None
-    backfill_id: str | None = None
-    backfill_max_concurrency: int | None = None
-    tags: Mapping[str, str] = {}
-    keys: tuple[str, ...] = ()
-
-
-class ActiveRun(NamedTuple):
-    workflow: str
-    backfill_id: str | None = None
-    tags: Mapping[str, str] = {}
-    keys: tuple[str, ...] = ()
+__all__ = ["ActiveRun", "QueueLimits", "QueuedRun", "effective_priority", "queue_order", "select_runs"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +34,9 @@ def effective_priority(run: QueuedRun, now: float, aging_seconds: float) -> int:
 
 
 def queue_order(queued: Iterable[QueuedRun], now: float, aging_seconds: float) -> list[QueuedRun]:
-    return sorted(queued, key=lambda r: (-effective_priority(r, now, aging_seconds), r.created_at, r.seq))
+    # effective_priority inlined: this runs for every candidate on every claim
+    return sorted(queued, key=lambda r: (-(r.priority + int(max(0.0, now - r.created_at) // aging_seconds)),
+                                         r.created_at, r.seq))
 
 
 class _Usage:
@@ -59,6 +44,7 @@ class _Usage:
 
     def __init__(self, running: Iterable[ActiveRun], limits: QueueLimits):
         self.limits = limits
+        self.tagged = bool(limits.tag_limits)
         self.total = 0
         self.by_workflow: Counter[str] = Counter()
         self.by_backfill: Counter[str] = Counter()
@@ -68,7 +54,7 @@ class _Usage:
             self.add(run.workflow, run.backfill_id, run.tags, run.keys)
 
     def _tag_buckets(self, tags: Mapping[str, str]) -> list[tuple[TagConcurrencyLimit, tuple[str, str | None]]]:
-        buckets = []
+        buckets: list[tuple[TagConcurrencyLimit, tuple[str, str | None]]] = []
         for limit in self.limits.tag_limits:
             if limit.key not in tags:
                 continue
@@ -84,9 +70,13 @@ class _Usage:
         self.by_workflow[workflow] += 1
         if backfill_id:
             self.by_backfill[backfill_id] += 1
-        for _, bucket in self._tag_buckets(tags):
-            self.by_tag[bucket] += 1
-        self.keys.update((workflow, k) for k in keys)
+        if self.tagged:
+            for _, bucket in self._tag_buckets(tags):
+                self.by_tag[bucket] += 1
+        if len(keys) == 1:
+            self.keys.add((workflow, keys[0]))
+        else:
+            self.keys.update((workflow, k) for k in keys)
 
     def admits(self, run: QueuedRun) -> bool:
         limits = self.limits
@@ -98,14 +88,18 @@ class _Usage:
         if run.backfill_id and run.backfill_max_concurrency is not None:
             if self.by_backfill[run.backfill_id] >= run.backfill_max_concurrency:
                 return False
-        for limit, bucket in self._tag_buckets(run.tags):
-            if self.by_tag[bucket] >= limit.limit:
-                return False
-        return not any((run.workflow, k) in self.keys for k in run.keys)
+        if self.tagged:
+            for limit, bucket in self._tag_buckets(run.tags):
+                if self.by_tag[bucket] >= limit.limit:
+                    return False
+        keys = run.keys
+        if len(keys) == 1:
+            return (run.workflow, keys[0]) not in self.keys
+        return not any((run.workflow, k) in self.keys for k in keys)
 
 
 def select_runs(queued: Iterable[QueuedRun], running: Iterable[ActiveRun], limits: QueueLimits, now: float,
-                owner: str, capacity: int, claimable: frozenset[str] | set[str] | None = None) -> list[QueuedRun]:
+                owner: str, capacity: int, claimable: Collection[str] | None = None) -> list[QueuedRun]:
     """The runs ``owner`` should start now, at most ``capacity`` of them, in start order.
 
     ``claimable`` restricts which workflows this owner can execute (``None``: any).

@@ -1,91 +1,139 @@
-"""Turning planned runs into run rows, and run rows into executor jobs."""
+"""Runs submitted one at a time: creating, waiting on and canceling them."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
+import os
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from zoneinfo import ZoneInfo
+from ..clock import LogicalTimeError, time_from_environ
+from ..definitions import Workflow, normalize_tags, priority_of
+from ..models import CANCELED, FAILED, QUEUED, REGULAR_PRIORITY, NotFoundError
+from ..params import encode_params
+from ..records import NewRun, Outcome, RunRecord, RunRef
+from ..storage.codec import dumps
+from . import lifecycle
+from .context import EngineContext
+from .coordinator import Coordinator
+from .jobs import new_run_id, partition_window
+from .waiting import wait_until
 
-from ..models import BACKFILL_TAG, QUEUED
-from ..partitions import MultiPartitions
-from ..planning import run_idempotency_key
-from ..runtime import RunJob
-from ..storage.codec import dt, dumps, loads, run_keys
+if TYPE_CHECKING:
+    from ..storage.session import Session
 
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex
-
-
-def partition_window(workflow, keys) -> tuple[datetime, datetime] | None:
-    """The time span a run's keys cover (first and last key, either order), or ``None``."""
-    pdef = workflow.partitions
-    if pdef is None or not keys or not pdef.is_time_based:
-        return None
-    first = pdef.time_window(keys[0])
-    last = first if len(keys) == 1 else pdef.time_window(keys[-1])
-    return (min(first.start, last.start), max(first.end, last.end))
+MAX_IDEMPOTENCY_KEY = 1_000
 
 
-def partition_timezone(pdef) -> ZoneInfo:
-    """The timezone of a time-based partitions definition (its time dimension's, for multi)."""
-    if isinstance(pdef, MultiPartitions):
-        pdef = pdef.dimensions[pdef.time_dimension_name]
-    return ZoneInfo(pdef.timezone)
+class RunService:
+    def __init__(self, engine: EngineContext, coordinator: Coordinator):
+        self.engine = engine
+        self.coordinator = coordinator
 
-
-def materialize_rows(repo, led, row, count: int, now: float) -> list[dict]:
-    """Rows for the next ``count`` planned runs of a backfill this process leads."""
-    request = led.request
-    params_all = request.get("params") or {}
-    config = request.get("config") or {}
-    backfill_tags = request.get("tags") or {}
-    plan_now = datetime.fromisoformat(request["plan"]["now"]).timestamp()
-    rows = []
-    encoded: dict[str, tuple[str, str]] = {}  # per workflow: its runs' params and tags, as JSON, once
-    for planned in led.plan.runs(row.cursor, row.cursor + count):
-        workflow = repo._workflows[planned.workflow]
-        if planned.workflow not in encoded:
-            encoded[planned.workflow] = (
-                dumps({**params_all, **config.get(planned.workflow, {})}),
-                dumps({**workflow.tags, **backfill_tags, BACKFILL_TAG: led.backfill_id}))
-        params_json, tags_json = encoded[planned.workflow]
-        keys = list(planned.keys)
+    def submit(self, workflow: Workflow, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
+               tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, run_name: str | None = None,
+               scheduled_time: datetime | None = None, idempotency_key: str | None = None,
+               environ: Mapping[str, str] | None = None) -> RunRecord:
+        """Store one run (queued, or failed at once when its logical time is malformed) and wake the
+        coordinator. The same ``idempotency_key`` for the same workflow returns the existing run."""
+        values = dict(params or {})
+        workflow.validate_params(values, complete=True)
+        run_tags = {**workflow.tags, **normalize_tags(tags)}
+        priority = priority_of(run_tags, REGULAR_PRIORITY)
+        env = {str(k): str(v) for k, v in (environ or {}).items()}
+        if idempotency_key is not None and (not isinstance(idempotency_key, str)
+                                            or not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
+            raise ValueError(f"idempotency_key: must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "
+                             "characters")
+        storage = self.engine.storage
+        now = self.engine.now()
+        keys: tuple[str, ...] = ()
         window = None
-        if planned.scheduled_time is not None:
-            logical = planned.scheduled_time.timestamp()
-            scheduled = logical
-            keys_for_row: list[str] = []
-        else:
+        if partition_key is not None:
+            if workflow.partitions is None:
+                raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
+            dynamic = storage.run(lambda s: s.dynamic_keys(), write=False)
+            workflow.partitions.validate_key(partition_key, now, dynamic)
+            keys = (partition_key,)
             window = partition_window(workflow, keys)
-            logical = window[1].timestamp() if window else plan_now
-            scheduled = None
-            keys_for_row = keys
-        rows.append({
-            "run_id": new_run_id(), "workflow": planned.workflow, "status": QUEUED, "keys": keys_for_row,
-            "params": params_json, "tags": tags_json, "priority": request["priority"],
-            "backfill_id": led.backfill_id, "idempotency_key": run_idempotency_key(led.backfill_id, keys),
-            "attempt": 1, "logical_time": logical, "scheduled_time": scheduled, "created_at": now,
-            "window_start": window[0].timestamp() if window else None,
-            "window_end": window[1].timestamp() if window else None,
-            "environ": "{}", "owner": repo._coordinator.worker_id, "cancel_requested": False,
-        })
-    return rows
+        if idempotency_key is not None:
+            existing = storage.run(lambda s: s.run_by_idempotency_key(workflow.name, idempotency_key), write=False)
+            if existing is not None:
+                return existing
+        error = None
+        try:  # a malformed ANACHRON_TIME in the run's environment fails the run, whatever decides its time
+            env_time = time_from_environ(env)
+            if window is not None:
+                logical = window[1]
+            elif scheduled_time is not None:
+                logical = scheduled_time
+            else:
+                logical = env_time or time_from_environ(os.environ) or now
+        except LogicalTimeError as exc:
+            logical, error = now, str(exc)
+        row = NewRun(new_run_id(), workflow.name, FAILED if error else QUEUED, keys, encode_params(values),
+                     dumps(run_tags), priority, None, idempotency_key, 1, logical.timestamp(),
+                     window[0].timestamp() if window else None, window[1].timestamp() if window else None,
+                     scheduled_time.timestamp() if scheduled_time is not None else None, now.timestamp(), run_name,
+                     dumps(env), self.engine.worker_id, error, now.timestamp() if error else None)
 
+        def store(s: Session) -> RunRecord:
+            if idempotency_key is not None:
+                return s.insert_run_once(row)
+            s.insert_runs([row])
+            stored = s.get_run(row.run_id)
+            assert stored is not None
+            return stored
 
-def job_from_row(repo, row) -> RunJob:
-    workflow = repo._workflows[row.workflow]
-    keys = run_keys(row)
-    logical = dt(row.logical_time) or datetime.now(timezone.utc)
-    window = None
-    if row.window_start is not None:
-        tz = partition_timezone(workflow.partitions)
-        window = (dt(row.window_start).astimezone(tz), dt(row.window_end).astimezone(tz))
-    return RunJob(
-        run_id=row.run_id, attempt=row.attempt, workflow=row.workflow,
-        workflow_ref=(workflow.module, workflow.qualname, workflow.source_file),
-        partition_key=row.partition_key, partition_keys=keys, partition_window=window,
-        logical_time=logical, scheduled_time=dt(row.scheduled_time), params=loads(row.params, {}),
-        tags=loads(row.tags, {}), backfill_id=row.backfill_id, environ=loads(row.environ, {}),
-    )
+        stored = storage.run(store)
+        if not error:
+            self.coordinator.ensure_started()
+            self.coordinator.wake()
+        return stored
+
+    def get(self, run_id: str) -> RunRecord | None:
+        return self.engine.storage.run(lambda s: s.get_run(run_id), write=False)
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until a run has finished, taking it over if the process running it died."""
+        coordinator = self.coordinator
+        coordinator.ensure_started()
+        last: list[RunRecord] = []
+
+        def look() -> tuple[RunRecord | None, str]:
+            run = self.get(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            last[:] = [run]
+            return (run if run.status not in lifecycle.ACTIVE_RUN else None), run.status
+
+        def between() -> None:
+            if last and last[0].workflow in self.engine.registry:  # we can finish it if its process died
+                coordinator.adopt_run(run_id)
+
+        return wait_until(coordinator, look, what=f"run {run_id}", timeout=timeout, runs=True, between=between)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued or running run. ``False`` when it had already finished."""
+        now = self.engine.now_ts()
+        me = self.engine.worker_id
+
+        def cancel(s: Session) -> lifecycle.CancelPlan | None:
+            run = s.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            if run.status not in lifecycle.ACTIVE_RUN:
+                return None
+            ref = RunRef(run.run_id, run.status, run.owner, run.backfill_id, run.cancel_requested, run.attempt)
+            plan = lifecycle.plan_cancel([ref], s.live_worker_ids(time.time()), me)  # leases: wall clock
+            s.finish_runs([Outcome(r, CANCELED, "canceled") for r in plan.finish_now], now)
+            s.request_cancel(plan.ask_owner)
+            return plan
+
+        plan = self.engine.storage.run(cancel)
+        if plan is None:
+            return False
+        self.coordinator.cancel_local(plan.stop_here)
+        self.coordinator.wake()
+        return True

@@ -4,10 +4,15 @@ base class, and helpers that turn date/datetime/ISO input into aware datetimes.
 A `KeySequence` is an immutable, lazy view of partition keys in order. Implementations only
 provide `__len__`, `_get(i)` (0 <= i < len) and `_index(key)` (position or None); slicing and
 reversing return lazy views, membership and `index()` never scan.
+
+Keys end up in SQLite and PostgreSQL text columns under a btree index: `check_storable_key`
+refuses what a database cannot store (control characters, NUL above all, and keys over
+`MAX_KEY_BYTES` bytes of UTF-8, well under PostgreSQL's ~2.7 kB index-row limit).
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -17,6 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 UTC = timezone.utc
 DynamicKeys = Mapping[str, Sequence[str]]
 RESERVED_CHARS = ("|", "=")
+MAX_KEY_BYTES = 1000  # longest storable partition key, in bytes of UTF-8
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHOWN_CHARS = 60  # how much of a long key an error message shows
 
 
 class TimeWindow(NamedTuple):
@@ -163,6 +171,10 @@ class SliceView(KeySequence):
     """A lazy arithmetic-progression view (any non-zero step) over another sequence."""
 
     __slots__ = ("_base", "_start", "_step", "_len")
+    _base: KeySequence
+    _start: int
+    _step: int
+    _len: int
 
     def __init__(self, base: KeySequence, start: int, step: int, length: int) -> None:
         if isinstance(base, SliceView):  # compose views so nesting never deepens
@@ -233,17 +245,24 @@ def localize(naive: datetime, tz: ZoneInfo) -> datetime:
 def to_datetime(value: Any, tz: ZoneInfo, name: str) -> datetime:
     """An aware UTC datetime from a date, datetime or ISO string; naive means local to `tz`.
 
-    Raises ValueError naming `name` if the value cannot be understood."""
+    Raises ValueError naming `name` if the value cannot be understood, or if it lies so close to
+    year 1 or 9999 that it has no UTC datetime."""
+    original = value
     if isinstance(value, str):
         text = value.strip()
         try:
             value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
             raise ValueError(f"{name}: cannot parse {value!r} as an ISO date or datetime") from None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else localize(value, tz)
-    if isinstance(value, date):
-        return localize(datetime(value.year, value.month, value.day), tz)
+    try:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC) if value.tzinfo is not None else localize(value, tz)
+        if isinstance(value, date):
+            return localize(datetime(value.year, value.month, value.day), tz)
+    except OverflowError:
+        raise ValueError(
+            f"{name}: {original!r} is outside the supported range (years 1 to 9999 in UTC)"
+        ) from None
     raise ValueError(f"{name} must be a date, datetime or ISO string, got {value!r}")
 
 
@@ -254,16 +273,48 @@ def now_utc(current_time: Any, tz: ZoneInfo) -> datetime:
     return to_datetime(current_time, tz, "current_time")
 
 
+def shown_key(key: str) -> str:
+    """`repr(key)`, cut to its first characters when long, for error messages."""
+    if len(key) <= _SHOWN_CHARS:
+        return repr(key)
+    return f"{key[:_SHOWN_CHARS]!r}... ({len(key)} characters)"
+
+
+def check_storable_key(key: str, what: str = "partition key") -> str:
+    """Refuse text a database cannot store as a key: ASCII control characters (NUL, which
+    PostgreSQL text cannot hold, and the rest, which are invisible in logs and URLs), text that
+    is not valid Unicode, and keys longer than `MAX_KEY_BYTES` bytes of UTF-8. ValueError naming
+    the key (`what` says what it is)."""
+    bad = _CONTROL.search(key)
+    if bad:
+        raise ValueError(
+            f"{what} {shown_key(key)} contains the control character {bad.group()!r} at position "
+            f"{bad.start()}; keys may not contain control characters (\\x00-\\x1f, \\x7f)"
+        )
+    if len(key) * 4 > MAX_KEY_BYTES or not key.isascii():
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} {shown_key(key)} is not valid Unicode text") from None
+        if size > MAX_KEY_BYTES:
+            raise ValueError(
+                f"{what} {shown_key(key)} is {size} bytes long in UTF-8; "
+                f"keys may be at most {MAX_KEY_BYTES} bytes"
+            )
+    return key
+
+
 def check_key_text(key: Any) -> str:
-    """Validate a static/dynamic key: a non-empty string without the reserved '|' and '='."""
+    """Validate a static/dynamic key: a non-empty string without the reserved '|' and '=',
+    that a database can store (`check_storable_key`)."""
     if not isinstance(key, str):
         raise ValueError(f"partition key {key!r} is not a string")
     if not key:
         raise ValueError("partition key '' is empty")
     for ch in RESERVED_CHARS:
         if ch in key:
-            raise ValueError(f"partition key {key!r} contains the reserved character {ch!r}")
-    return key
+            raise ValueError(f"partition key {shown_key(key)} contains the reserved character {ch!r}")
+    return check_storable_key(key)
 
 
 class PartitionsDefinition(ABC):
@@ -294,6 +345,17 @@ class PartitionsDefinition(ABC):
     def time_window(self, key: str) -> TimeWindow:
         raise TypeError(f"{type(self).__name__} has no time dimension")
 
+    def window_bounds(self, keys: Sequence[str]) -> list[tuple[float, float]]:
+        """The windows of many keys at once, as ``(start, end)`` Unix seconds (what a run row stores).
+        Time definitions compute them in bulk; the default asks ``time_window`` key by key."""
+        windows = [self.time_window(k) for k in keys]
+        return [(w.start.timestamp(), w.end.timestamp()) for w in windows]
+
+    def _max_key_bytes(self) -> int | None:
+        """The UTF-8 length of the longest key this definition can ever have; None if unknown
+        in advance (keys added at run time)."""
+        return None
+
     def keys_in_time_range(
         self, start: Any, end: Any = None, current_time: datetime | None = None,
         dynamic_partitions: DynamicKeys | None = None,
@@ -306,7 +368,7 @@ class PartitionsDefinition(ABC):
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return NotImplemented
-        return self._identity() == other._identity()  # type: ignore[attr-defined]
+        return self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._identity()))

@@ -7,7 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from .base import (
-    EMPTY, DynamicKeys, KeySequence, ListKeySequence, PartitionsDefinition, check_key_text,
+    EMPTY,
+    DynamicKeys,
+    KeySequence,
+    ListKeySequence,
+    PartitionsDefinition,
+    check_key_text,
 )
 
 
@@ -22,7 +27,8 @@ class DynamicPartitions(PartitionsDefinition):
 
     @staticmethod
     def validate_new_keys(keys: Iterable[str]) -> list[str]:
-        """Check keys before they are stored: non-empty strings without '|' or '='."""
+        """Check keys before they are stored: non-empty strings without '|' or '=', without
+        control characters and at most `MAX_KEY_BYTES` bytes of UTF-8 (`check_key_text`)."""
         if isinstance(keys, str):
             keys = [keys]
         return [check_key_text(k) for k in keys]

@@ -11,7 +11,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .base import DynamicKeys, KeySequence, PartitionsDefinition, TimeWindow
+from .base import (
+    MAX_KEY_BYTES,
+    DynamicKeys,
+    KeySequence,
+    PartitionsDefinition,
+    TimeWindow,
+    check_storable_key,
+)
 
 
 def _split(text: str) -> list[tuple[str, str]]:
@@ -132,6 +139,7 @@ class MultiPartitions(PartitionsDefinition):
         for name, defn in dimensions.items():
             if not isinstance(name, str) or not name or "|" in name or "=" in name:
                 raise ValueError(f"invalid dimension name {name!r}: a non-empty string without '|' or '='")
+            check_storable_key(name, "dimension name")
             if isinstance(defn, MultiPartitions):
                 raise ValueError(f"dimension {name!r} is itself a MultiPartitions; nesting is not allowed")
             if not isinstance(defn, PartitionsDefinition):
@@ -143,6 +151,30 @@ class MultiPartitions(PartitionsDefinition):
         self.dimension_names: list[str] = list(dimensions)
         self.time_dimension_name: str | None = timed[0] if timed else None
         self.is_time_based = bool(timed)
+        self._check_key_size()
+
+    def _max_key_bytes(self) -> int | None:
+        """`name=key` per dimension joined by '|'; None when a dimension's keys are not known
+        in advance (dynamic partitions: each added key is checked alone when it is stored)."""
+        sizes = [d._max_key_bytes() for d in self.dimensions.values()]
+        if any(size is None for size in sizes):
+            return None
+        names = sum(len(n.encode("utf-8")) + 1 for n in self.dimension_names)  # "name="
+        return names + sum(sizes) + len(sizes) - 1  # type: ignore[arg-type]
+
+    def _check_key_size(self) -> None:
+        """Refuse dimensions whose combined keys could exceed `MAX_KEY_BYTES` (so every key this
+        definition makes can be stored), naming the dimensions and their longest keys."""
+        size = self._max_key_bytes()
+        if size is not None and size > MAX_KEY_BYTES:
+            parts = ", ".join(
+                f"{n!r}: {d._max_key_bytes()} bytes" for n, d in self.dimensions.items()
+            )
+            raise ValueError(
+                f"MultiPartitions keys could be {size} bytes long in UTF-8 (longest key per "
+                f"dimension: {parts}); keys may be at most {MAX_KEY_BYTES} bytes: shorten "
+                "the keys or the dimension names"
+            )
 
     def _values(self, key: Any) -> list[str] | None:
         """Per-dimension keys of a canonical multi key, or None."""
@@ -204,6 +236,13 @@ class MultiPartitions(PartitionsDefinition):
             raise TypeError("MultiPartitions has no time dimension")
         t = self.time_dimension_name
         return self.dimensions[t].time_window(self.parse_key(key).keys_by_dimension[t])
+
+    def window_bounds(self, keys: Sequence[str]) -> list[tuple[float, float]]:
+        """The windows of `keys`, computed in bulk by the time dimension."""
+        if self.time_dimension_name is None:
+            raise TypeError("MultiPartitions has no time dimension")
+        t = self.time_dimension_name
+        return self.dimensions[t].window_bounds([dict(_split(k))[t] for k in keys])
 
     def keys_in_time_range(
         self, start: Any, end: Any = None, current_time: datetime | None = None,

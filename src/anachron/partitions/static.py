@@ -12,7 +12,8 @@ from .base import DynamicKeys, KeySequence, ListKeySequence, PartitionsDefinitio
 class StaticPartitions(PartitionsDefinition):
     """`StaticPartitions(["us", "eu", "asia"])`: keys in the given order.
 
-    Keys must be non-empty, unique strings without '|' or '=' (reserved by multi keys)."""
+    Keys must be non-empty, unique strings without '|' or '=' (reserved by multi keys) that a
+    database can store (no control characters, at most `MAX_KEY_BYTES` bytes of UTF-8)."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         if isinstance(keys, str):
@@ -38,6 +39,9 @@ class StaticPartitions(PartitionsDefinition):
         dynamic_partitions: DynamicKeys | None = None,
     ) -> bool:
         return key in self._seq
+
+    def _max_key_bytes(self) -> int | None:
+        return max(len(k.encode("utf-8")) for k in self.keys)
 
     def _identity(self) -> tuple[Any, ...]:
         return self.keys

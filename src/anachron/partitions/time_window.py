@@ -12,25 +12,45 @@
   suffix. `time_window`, `index` and membership parse the suffixed form back.
 - Key `i` and the index of a key are computed arithmetically for hourly, daily, weekly,
   monthly and similar regular crons, so sequences of any length are lazy and O(1) to index.
+- Iterating a range of keys works in chunks: the grid hands out its ticks in bulk and, for
+  formats made of %Y %m %d %H %M %S (see `key_format`), keys are built from string tables, not
+  with one `strftime` per key. Ticks on a repeated wall time still take the per-key path above.
+- With an `end`, no work ever looks at grid ticks far beyond it, however late the current time.
+- `cron` takes 5 fields or a macro such as `@daily`; `cron` keeps what the user wrote and
+  `cron_expression` the 5-field form that is evaluated.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from datetime import datetime, time, timedelta, timezone
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .base import (
-    UTC, DynamicKeys, KeySequence, PartitionsDefinition, TimeWindow, localize, now_utc,
-    resolve_timezone, to_datetime,
+    UTC,
+    DynamicKeys,
+    KeySequence,
+    PartitionsDefinition,
+    TimeWindow,
+    check_storable_key,
+    localize,
+    now_utc,
+    resolve_timezone,
+    to_datetime,
 )
-from .time_grid import check_cron, make_grid
+from .key_format import KeyFormat
+from .time_grid import CronGrid, MinuteGrid, check_cron, from_us, local_runs, make_grid
 
 _SUFFIX = re.compile(r"([+-])(\d\d):(\d\d)$")
 
 
 _CACHE_SIZE = 4096  # keys / positions memoised per definition (multi keys reuse them a lot)
+_BULK_MIN = 16  # shorter ranges are iterated key by key, through the key cache
+_CHUNK_FIRST, _CHUNK_MAX = 256, 4096  # keys built at once while iterating (doubling)
+_SUFFIX_LEN = len("+00:00")
 _DIRECTIVES = {"Y": ("year", 4), "m": ("month", 2), "d": ("day", 2), "H": ("hour", 2),
                "M": ("minute", 2), "S": ("second", 2)}
 _DEFAULTS = {"year": 1900, "month": 1, "day": 1, "hour": 0, "minute": 0, "second": 0}
@@ -61,11 +81,14 @@ def _compile_parser(fmt: str) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
 
 
 def _default_fmt(cron: str) -> str:
+    """`%Y-%m-%d` for a grid ticking at one time of day, else `%Y-%m-%dT%H:%M` (5-field cron)."""
     parts = cron.split()
-    if len(parts) == 6:
-        return "%Y-%m-%dT%H:%M:%S"
     single = all(p.isascii() and p.isdigit() for p in parts[:2])
     return "%Y-%m-%d" if single else "%Y-%m-%dT%H:%M"
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _offset_text(off: timedelta | None) -> str:
@@ -85,9 +108,10 @@ class TimeWindowPartitions(PartitionsDefinition):
         fmt: str | None = None, end_offset: int = 0,
     ) -> None:
         tz = resolve_timezone(timezone)
-        self.cron: str = check_cron(cron)
+        self.cron_expression: str = check_cron(cron)
+        self.cron: str = cron
         self.timezone: str = tz.key
-        self.fmt: str = fmt or _default_fmt(cron)
+        self.fmt: str = fmt or _default_fmt(self.cron_expression)
         if not isinstance(self.fmt, str):
             raise ValueError(f"fmt must be a strftime format string, got {fmt!r}")
         if not isinstance(end_offset, int) or isinstance(end_offset, bool):
@@ -102,26 +126,64 @@ class TimeWindowPartitions(PartitionsDefinition):
         self.end: datetime | None = None if self._end is None else self._end.astimezone(tz)
         self._key_cache: dict[int, str] = {}
         self._pos_cache: dict[str, int] = {}
+        self._chunk_cache: dict[tuple[int, int], list[str]] = {}  # at most _CACHE_SIZE keys in all
         self._fast, self._fields = _compile_parser(self.fmt)
-        self._grid = make_grid(self.cron, tz, self._start, self._end)
-        self._max = None if self._end is None else max(0, self._grid.count(self._end, False) - 1)
-        self._check_fmt()
+        self._keyfmt = KeyFormat.compile(self.fmt)
+        try:
+            self._grid = make_grid(self.cron_expression, tz, self._start, self._end)
+            self._max = None if self._end is None else max(0, self._grid.count(self._end, False) - 1)
+            self._check_fmt()
+        except OverflowError:
+            raise ValueError(
+                f"start ({start!r}) and end ({end!r}): the first windows of {cron!r} in {tz.key} "
+                "fall outside the supported years 1 to 9999"
+            ) from None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_key_cache": {}, "_pos_cache": {}}
+        return {**self.__dict__, "_key_cache": {}, "_pos_cache": {}, "_chunk_cache": {}}
 
     def _check_fmt(self) -> None:
+        """Keys must be distinct, parse back, and be storable (see `check_storable_key`)."""
         try:
             first, second = self._key_at(0), self._key_at(1)
             ok = self._locate(first) == 0 and first != second and self._locate(second) == 1
         except (ValueError, IndexError):
             ok = False
-        except Exception as exc:  # a broken format string
+        except OverflowError:  # ticks beyond year 9999 (or before 1): the caller names start/end
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken format string fails in many ways
             raise ValueError(f"fmt {self.fmt!r} is not a usable strftime format: {exc}") from None
         if not ok:
             raise ValueError(
                 f"fmt {self.fmt!r} does not round-trip: keys must be distinct and parse back"
             )
+        may_suffix = self._may_suffix()
+        try:
+            keys = self._sample_keys(first, second)
+            for key in keys:
+                check_storable_key(key)
+            longest = max(keys, key=_utf8_len)
+            if may_suffix:
+                check_storable_key(longest + _offset_text(timedelta()))
+        except ValueError as exc:
+            raise ValueError(f"fmt {self.fmt!r} makes keys a database cannot store: {exc}") from None
+        self._key_bytes = _utf8_len(longest) + (_SUFFIX_LEN if may_suffix else 0)
+
+    def _sample_keys(self, *keys: str) -> list[str]:
+        """`keys` plus, for a format that needs `strftime`, the texts of dates spanning every
+        month and weekday (names like `%B` or `%A` change a key's length)."""
+        out = list(keys)
+        if self._keyfmt is None:
+            out += [datetime(2001, m, d, h).strftime(self.fmt)
+                    for m in range(1, 13) for d in range(1, 8) for h in (0, 12)]
+        return out
+
+    def _may_suffix(self) -> bool:
+        """Whether some key may carry the offset suffix of a repeated wall time (sub-daily grids)."""
+        return self.timezone != "UTC" and isinstance(self._grid, (MinuteGrid, CronGrid))
+
+    def _max_key_bytes(self) -> int | None:
+        return self._key_bytes
 
     # -- keys <-> grid positions ---------------------------------------------------------------
 
@@ -135,7 +197,11 @@ class TimeWindowPartitions(PartitionsDefinition):
         return key
 
     def _format_tick(self, i: int) -> str:
-        t = self._grid.tick(i).astimezone(self._tz)
+        return self._format_instant(self._grid.tick(i))
+
+    def _format_instant(self, tick: datetime) -> str:
+        """The key of a grid tick (UTC) with `strftime`: the reference for every other path."""
+        t = tick.astimezone(self._tz)
         text = t.strftime(self.fmt)
         other = t.replace(fold=1 - t.fold)
         off = t.utcoffset()
@@ -143,6 +209,57 @@ class TimeWindowPartitions(PartitionsDefinition):
             if self._grid.is_tick(other.astimezone(UTC)):
                 text += _offset_text(off)
         return text
+
+    def _keys_between(self, lo: int, hi: int) -> list[str]:
+        """Keys `lo..hi-1` built in bulk from the grid's tick runs and the key tables. Their positions
+        are remembered (up to the cache size), so looking a key up right after listing it is free."""
+        keyfmt = self._keyfmt
+        assert keyfmt is not None
+        out: list[str] = []
+        for run in self._grid.tick_runs(lo, hi):
+            for part in local_runs(self._tz, run):
+                if isinstance(part, int):  # a repeated wall time: may need the offset suffix
+                    out.append(self._format_instant(from_us(part)))
+                else:
+                    out += keyfmt.keys(part)
+        if len(out) <= _CACHE_SIZE:
+            cache = self._pos_cache
+            if len(cache) + len(out) > _CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(out, range(lo, hi)))
+        return out
+
+    def _key_chunks(self, lo: int, hi: int, reverse: bool) -> Iterator[list[str]]:
+        """Keys `lo..hi-1` as lists of growing size, backwards if `reverse`. Chunks are memoised
+        up to `_CACHE_SIZE` keys in all, so a short range iterated again and again (the inner
+        dimension of a multi key) is built once."""
+        size = _CHUNK_FIRST
+        while lo < hi:
+            a, b = (max(lo, hi - size), hi) if reverse else (lo, min(hi, lo + size))
+            keys = self._chunk(a, b)
+            if reverse:
+                keys = keys[::-1]
+                hi = a
+            else:
+                lo = b
+            size = min(2 * size, _CHUNK_MAX)
+            yield keys
+
+    def _chunk(self, a: int, b: int) -> list[str]:
+        """Keys `a..b-1` (memoised; never mutate the list). Ticks outside the datetime range
+        are formatted key by key, so the error is raised where strftime would raise it."""
+        cache = self._chunk_cache
+        keys = cache.get((a, b))
+        if keys is None:
+            try:
+                keys = self._keys_between(a, b)
+            except OverflowError:
+                keys = [self._key_at(i) for i in range(a, b)]
+            if sum(map(len, cache.values())) + len(keys) > _CACHE_SIZE:
+                cache.clear()
+            if len(keys) <= _CACHE_SIZE:
+                cache[a, b] = keys
+        return keys
 
     def _parse(self, text: str) -> datetime:
         if self._fast is None:
@@ -152,7 +269,9 @@ class TimeWindowPartitions(PartitionsDefinition):
             raise ValueError(text)
         values = dict(_DEFAULTS)
         values.update(zip(self._fields, map(int, m.groups())))
-        return datetime(**values)
+        return datetime(
+            values["year"], values["month"], values["day"], values["hour"], values["minute"], values["second"]
+        )
 
     def _locate(self, key: Any) -> int:
         """Grid position of `key`; ValueError naming the key if it is malformed or off-grid."""
@@ -182,12 +301,17 @@ class TimeWindowPartitions(PartitionsDefinition):
                 raise ValueError(
                     f"partition key {key!r} does not match the format {self.fmt!r}"
                 ) from None
-        if parsed.tzinfo is not None:
-            instant = parsed.astimezone(UTC)
-        elif offset is not None:
-            instant = parsed.replace(tzinfo=offset).astimezone(UTC)
-        else:
-            instant = localize(parsed, self._tz)
+        try:
+            if parsed.tzinfo is not None:
+                instant = parsed.astimezone(UTC)
+            elif offset is not None:
+                instant = parsed.replace(tzinfo=offset).astimezone(UTC)
+            else:
+                instant = localize(parsed, self._tz)
+        except OverflowError:
+            raise ValueError(f"partition key {key!r} is outside the supported years") from None
+        if self._end is not None and instant > self._end:  # never run the grid past the end
+            raise ValueError(f"partition key {key!r} is not a window of {self!r}: it starts after end")
         pos = self._grid.count(instant, True)
         try:
             ok = self._key_at(pos) == key and (self._max is None or pos < self._max)
@@ -198,7 +322,16 @@ class TimeWindowPartitions(PartitionsDefinition):
         return pos
 
     def _count(self, current_time: Any) -> int:
+        """How many windows exist at `current_time`. Past the end, only the few ticks after it
+        that a negative `end_offset` waits for are looked at, never the grid up to now."""
         now = now_utc(current_time, self._tz)
+        if self._max is not None and self._end is not None and now >= self._end:
+            need = self._max + 1 - min(0, self.end_offset)  # ticks <= now for every window to exist
+            try:
+                if self._grid.tick(need - 1) <= now:
+                    return self._max
+            except IndexError:
+                pass
         n = max(0, self._grid.count(now, False) - 1) + self.end_offset
         if self._max is not None:
             n = min(n, self._max)
@@ -228,6 +361,18 @@ class TimeWindowPartitions(PartitionsDefinition):
         if pos >= self._count(current_time):
             raise ValueError(f"partition key {key!r} does not exist yet: its window has not ended")
 
+    def window_bounds(self, keys: Sequence[str]) -> list[tuple[float, float]]:
+        """The windows of `keys` as `(start, end)` Unix seconds, from the grid's ticks in bulk when the
+        keys lie close together (the next window of a backfill), else key by key."""
+        positions = [self._locate(k) for k in keys]
+        if not positions:
+            return []
+        lo, hi = min(positions), max(positions) + 2
+        if hi - lo > 4 * len(positions) + 64:  # far apart: only the ticks needed
+            return [(self._grid.tick(p).timestamp(), self._grid.tick(p + 1).timestamp()) for p in positions]
+        ticks = [u / 1e6 for run in self._grid.tick_runs(lo, hi) for u in run]
+        return [(ticks[p - lo], ticks[p - lo + 1]) for p in positions]
+
     def time_window(self, key: str) -> TimeWindow:
         """The window `[start, end)` of `key`, aware datetimes in the partition's timezone.
 
@@ -245,13 +390,15 @@ class TimeWindowPartitions(PartitionsDefinition):
         """Existing keys whose window start lies in `[start, end]` (end None = now)."""
         lo_t = to_datetime(start, self._tz, "start")
         hi_t = now_utc(current_time, self._tz) if end is None else to_datetime(end, self._tz, "end")
+        if self._end is not None:  # positions past the end are clipped anyway: do not count them
+            lo_t, hi_t = min(lo_t, self._end), min(hi_t, self._end)
         n = self._count(current_time)
         lo = min(self._grid.count(lo_t, True), n)
         hi = min(self._grid.count(hi_t, False), n)
         return TimeKeySequence(self, n)[lo : max(lo, hi)]
 
     def _identity(self) -> tuple[Any, ...]:
-        return (self.cron, self._start, self._end, self.timezone, self.fmt, self.end_offset)
+        return (self.cron_expression, self._start, self._end, self.timezone, self.fmt, self.end_offset)
 
     def _repr_args(self) -> list[str]:
         def text(dt: datetime) -> str:
@@ -290,6 +437,11 @@ class TimeKeySequence(KeySequence):
         except ValueError:
             return None
         return pos if pos < self._n else None
+
+    def _iter_range(self, lo: int, hi: int, reverse: bool) -> Iterator[str]:
+        if hi - lo < _BULK_MIN or self._defn._keyfmt is None:
+            return super()._iter_range(lo, hi, reverse)
+        return chain.from_iterable(self._defn._key_chunks(lo, hi, reverse))
 
 
 class _Fixed(TimeWindowPartitions):

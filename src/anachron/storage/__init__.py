@@ -1,71 +1,92 @@
-"""Storage: one contract (``Storage``: transactions yielding a ``Session``), one SQL implementation.
+"""Storage: one contract (``Storage``: transactions yielding a typed ``Session``), one SQL implementation.
 
 SQLite (WAL) and PostgreSQL share every statement; ``sqlite://`` is an in-memory store for tests.
 SQLAlchemy is imported when a ``Storage`` is opened, not when anachron is imported.
+
+``Storage.run(fn)`` is how the engine talks to storage: ``fn(session)`` runs in one transaction, retried
+with backoff when the database reports a transient error (a lock timeout, a dropped connection, a
+serialization failure). ``read()`` / ``write()`` give a single transaction without retries.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from typing import TYPE_CHECKING, Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import (
+    SavepointNeeded,
+    StorageError,
+    StorageRejected,
+    StorageUnavailable,
+    describe_error,
+    is_transient,
+)
+from .urls import DEFAULT_URL, default_url, is_memory_url, normalize_url
 
 if TYPE_CHECKING:
+    from .engine import Database
     from .session import Session
 
-DEFAULT_URL = "sqlite:///.anachron/anachron.db"
+#: How long ``Storage.run`` keeps retrying a transaction that fails with transient errors.
+DEFAULT_PATIENCE = 10.0
+_BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 
-__all__ = ["Storage", "DEFAULT_URL", "default_url", "is_memory_url", "normalize_url"]
+T = TypeVar("T")
 
-
-def default_url() -> str:
-    return os.environ.get("ANACHRON_DATABASE_URL") or DEFAULT_URL
-
-
-def normalize_url(url: str) -> str:
-    """Accept ``postgresql://`` and ``postgres://`` as the psycopg 3 driver."""
-    if not isinstance(url, str) or not url:
-        raise ValueError("storage: expected a database URL such as sqlite:///path/to/db or postgresql+psycopg://...")
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        raise ValueError(f"storage: unsupported database URL {url!r}; use sqlite:///path, sqlite:// (memory) or "
-                         "postgresql+psycopg://user@host/db")
-    return url
-
-
-def is_memory_url(url: str) -> bool:
-    """Whether a (normalised) URL names an in-memory SQLite database, which one process alone can use."""
-    if not url.startswith("sqlite"):
-        return False
-    database = url.split("://", 1)[1]
-    return database in ("", "/", "/:memory:")
+__all__ = ["DEFAULT_URL", "SavepointNeeded", "Storage", "StorageError", "StorageRejected", "StorageUnavailable",
+           "default_url", "describe_error", "is_memory_url", "is_transient", "normalize_url"]
 
 
 class Storage:
     def __init__(self, url: str | None = None):
         from .engine import Database
-        from .session import Session
 
         self.url = normalize_url(url or default_url())
-        self.db = Database(self.url)
-        self._session = Session
+        self.db: Database = Database(self.url)
 
     @property
     def is_memory(self) -> bool:
         return self.db.is_memory
 
     @contextlib.contextmanager
-    def write(self) -> Iterator["Session"]:
-        with self.db.write() as conn:
-            yield self._session(conn)
+    def write(self, pinned: bool = False) -> Iterator[Session]:
+        """One write transaction (no retry): committed when the block ends, rolled back on error.
+        ``pinned``: on a connection this thread keeps (for a loop that writes many times a second)."""
+        from .session import Session
+
+        with self.db.transaction(write=True, pinned=pinned) as conn:
+            yield Session(conn, self.db.statements)
 
     @contextlib.contextmanager
-    def read(self) -> Iterator["Session"]:
-        with self.db.read() as conn:
-            yield self._session(conn)
+    def read(self, pinned: bool = False) -> Iterator[Session]:
+        from .session import Session
+
+        with self.db.transaction(write=False, pinned=pinned) as conn:
+            yield Session(conn, self.db.statements)
+
+    def run(self, fn: Callable[[Session], T], *, write: bool = True, patience: float = DEFAULT_PATIENCE,
+            on_retry: Callable[[BaseException, int], None] | None = None, pinned: bool = False) -> T:
+        """``fn(session)`` in one transaction, retried with backoff on transient errors for up to
+        ``patience`` seconds; then ``StorageUnavailable``. ``fn`` may run several times: it must not
+        change anything outside the transaction before it returns."""
+        deadline = time.monotonic() + patience
+        attempt = 0
+        while True:
+            try:
+                with (self.write(pinned) if write else self.read(pinned)) as session:
+                    return fn(session)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                delay = _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
+                if time.monotonic() + delay > deadline:
+                    raise StorageUnavailable(f"storage unavailable: {describe_error(exc)}") from exc
+                if on_retry is not None:
+                    on_retry(exc, attempt)
+                time.sleep(delay)
 
     def close(self) -> None:
         self.db.dispose()

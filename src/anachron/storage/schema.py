@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -43,11 +42,17 @@ runs = Table(
     Column("environ", Text, nullable=False, default="{}"),
     Column("owner", String(64)),              # the worker (process) that executes it
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # the run's position in its backfill's plan, 0-based (revision 0004); NULL outside a backfill
+    Column("plan_index", Integer),
     UniqueConstraint("workflow", "idempotency_key", name="uq_anachron_runs_idempotency"),
 )
 Index("ix_anachron_runs_status", runs.c.status, runs.c.priority)
-Index("ix_anachron_runs_backfill", runs.c.backfill_id, runs.c.status)
+# a backfill's runs by status; plan_index makes it cover the partition grid's count of the runs that did not
+# succeed (revision 0004: an eighth index would cost every status change one more index write)
+Index("ix_anachron_runs_backfill", runs.c.backfill_id, runs.c.status, runs.c.plan_index)
 Index("ix_anachron_runs_workflow", runs.c.workflow, runs.c.seq)
+# partition_status: the latest run of each key (revision 0002)
+Index("ix_anachron_runs_partition", runs.c.workflow, runs.c.partition_key)
 
 # Keys of runs that cover several partitions (a one-key run keeps its key in runs.partition_key).
 run_partitions = Table(
@@ -95,6 +100,14 @@ backfills = Table(
 )
 Index("ix_anachron_backfills_status", backfills.c.status)
 
+# Which workflows a backfill runs, so list_backfills(workflow=...) filters in SQL (revision 0002).
+backfill_workflows = Table(
+    "anachron_backfill_workflows", metadata,
+    Column("backfill_id", String(64), primary_key=True),
+    Column("workflow", String(255), primary_key=True),
+)
+Index("ix_anachron_backfill_workflows_workflow", backfill_workflows.c.workflow)
+
 dynamic_partitions = Table(
     "anachron_dynamic_partitions", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
@@ -115,4 +128,15 @@ queue_lock = Table(
     "anachron_queue_lock", metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False, default=0),
+)
+
+# Each schedule's state, shared by every process (revision 0003): paused or not, and its cursor — the last
+# tick evaluated (run, or passed over), from which the daemon continues after a restart.
+schedules = Table(
+    "anachron_schedules", metadata,
+    Column("workflow", String(255), primary_key=True),
+    Column("schedule_id", String(255), primary_key=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("cursor", Float),
+    Column("updated_at", Float, nullable=False),
 )

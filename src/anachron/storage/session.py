@@ -1,230 +1,326 @@
-"""Every SQL statement anachron issues, bound to one transaction. One code path for both databases."""
+"""Every SQL statement anachron issues, bound to one transaction. One code path for both databases.
+
+A ``Session`` takes and returns records (``anachron.records``); it holds no policy. What to start, cancel
+or finish is decided by the engine (``engine.lifecycle``, ``engine.queue``) and written here.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, or_, select, update, delete, insert
+from sqlalchemy import Connection, Integer, and_, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..engine.queue import ActiveRun, QueuedRun, QueueLimits, select_runs
-from ..models import (CANCELED, FAILED, IN_PROGRESS, QUEUED, RUNNING, SUCCESS, BackfillStatus, Run)
+from ..estimate import HISTORY_RUNS, RunDuration
+from ..models import CANCELED, FAILED, QUEUED, RUN_STATUSES, RUNNING, SUCCESS
+from ..records import (
+    EMPTY_TAGS,
+    ActiveRun,
+    AdoptedRuns,
+    BackfillRecord,
+    GridCount,
+    GridRun,
+    InFlight,
+    LogLine,
+    NewBackfill,
+    NewRun,
+    Outcome,
+    QueuedRun,
+    RunCounts,
+    RunFilter,
+    RunRecord,
+    RunRef,
+    utc,
+)
 from ..schedules import tick_key
-from .codec import dt, dumps, loads, row_to_backfill, row_to_run, run_keys
-from .schema import backfills, dynamic_partitions, pool_slots, queue_lock, run_logs, run_partitions, runs, workers
+from .codec import backfill_record, dumps, keys_columns, keys_of, run_record, tags_of
+from .errors import SavepointNeeded, StorageRejected, describe_error, is_transient
+from .schedule_rows import ScheduleRows
+from .schema import (
+    backfill_workflows,
+    backfills,
+    dynamic_partitions,
+    pool_slots,
+    queue_lock,
+    run_logs,
+    run_partitions,
+    runs,
+    workers,
+)
+from .statements import Statements
 
-# A claim looks at the first queued runs in (priority, age) order: at least this many, and 8 per free
-# slot. Aging reorders within that scan; a run beyond it waits until the runs ahead of it have started.
-QUEUE_SCAN_MIN = 256
-
-# Hot-path statements, built once (the coordinator runs them every tick).
-_LOCK_QUEUE = update(queue_lock).where(queue_lock.c.id == 1).values(version=queue_lock.c.version + 1)
-_QUEUED = (select(runs.c.run_id, runs.c.workflow, runs.c.priority, runs.c.created_at, runs.c.seq, runs.c.owner,
-                  runs.c.backfill_id, runs.c.tags, runs.c.partition_key, runs.c.partition_keys,
-                  backfills.c.max_concurrency)
-           .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
-           .where(runs.c.status == QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == IN_PROGRESS))
-           .order_by(runs.c.priority.desc(), runs.c.seq).limit(bindparam("scan")))
-_ROWS_BY_ID = select(runs).where(runs.c.run_id.in_(bindparam("ids", expanding=True)))
-_RUNNING = select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
-                  runs.c.partition_keys).where(runs.c.status == RUNNING)
-_START = (update(runs).where(runs.c.run_id.in_(bindparam("ids", expanding=True)), runs.c.status == QUEUED)
-          .values(status=RUNNING, started_at=bindparam("now")))
-_FINISH_STATE = select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.backfill_id,
-                       runs.c.num_partitions).where(runs.c.run_id.in_(bindparam("ids", expanding=True)))
-_FINISH = (update(runs).where(runs.c.run_id == bindparam("rid"))
-           .values(status=bindparam("st"), error=bindparam("err"), ended_at=bindparam("end"),
-                   started_at=func.coalesce(bindparam("begin"), runs.c.started_at)))
-# Slots whose holder is no longer running (killed, canceled, requeued): the task that held them never
-# reached its own release. Swept every poll interval rather than on each finish.
-_RELEASE_ORPHAN_SLOTS = (update(pool_slots).where(
-    pool_slots.c.holder_run.is_not(None),
-    pool_slots.c.holder_run.not_in(select(runs.c.run_id).where(runs.c.status == RUNNING)))
-    .values(holder_run=None, acquired_at=None))
-_COUNT = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"))
-          .values(completed=backfills.c.completed + bindparam("c"), failed=backfills.c.failed + bindparam("f"),
-                  canceled=backfills.c.canceled + bindparam("x"), updated_at=bindparam("now")))
-_ACTIVE = or_(runs.c.status == QUEUED, runs.c.status == RUNNING)  # not IN: no per-call re-rendering
-_ACTIVE_COUNTS = (select(runs.c.backfill_id, func.count())
-                  .where(runs.c.owner == bindparam("r_owner"), _ACTIVE, runs.c.backfill_id.is_not(None))
-                  .group_by(runs.c.backfill_id))
-_ADVANCE_CURSOR = (update(backfills).where(backfills.c.backfill_id == bindparam("bid"),
-                                           backfills.c.owner == bindparam("b_owner"),
-                                           backfills.c.cursor == bindparam("old"),
-                                           backfills.c.status == IN_PROGRESS)
-                   .values(cursor=bindparam("new"), updated_at=bindparam("now")))
-_INSERT_RUNS = insert(runs)
-_INSERT_RUN_PARTITIONS = insert(run_partitions)
-_INSERT_LOGS = insert(run_logs)
+T = TypeVar("T")
+CHUNK = 500
+_ACTIVE = or_(runs.c.status == QUEUED, runs.c.status == RUNNING)
+_NOT_SUCCESS = [status for status in RUN_STATUSES if status != SUCCESS]
 
 
-class Session:
-    def __init__(self, conn):
+class _Keep:
+    """The default of ``update_backfill``'s fields: leave the column as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+class Session(ScheduleRows):
+    def __init__(self, conn: Connection, statements: Statements):
         self.conn = conn
+        self._st = statements
+        self._cursor: Any = None
 
-    # -- workers (one lease per process) -------------------------------------------------------
+    @property
+    def cursor(self) -> Any:
+        """The DB-API cursor of this transaction (for the compiled hot statements)."""
+        if self._cursor is None:
+            self._cursor = self.conn.connection.cursor()
+        return self._cursor
+
+    @contextlib.contextmanager
+    def savepoint(self, lazy: bool = False) -> Iterator[None]:
+        """Writes that are undone together if the database refuses one of them for good
+        (``StorageRejected``); the rest of the transaction goes on. Transient errors pass through.
+        (A plain SAVEPOINT statement: SQLAlchemy's nested transaction costs ten times more.)
+
+        ``lazy``: set no savepoint (two statements fewer, for writes that are almost never refused); a
+        refusal then raises ``SavepointNeeded`` and the transaction must be run again, not lazily."""
+        cursor, st = self.cursor, self._st
+        if lazy:
+            try:
+                yield
+            except DBAPIError as exc:
+                if is_transient(exc):
+                    raise
+                raise SavepointNeeded(describe_error(exc)) from exc
+            return
+        st.savepoint.execute(cursor)
+        try:
+            yield
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            st.rollback_to_savepoint.execute(cursor)
+            st.release_savepoint.execute(cursor)
+            raise StorageRejected(describe_error(exc)) from exc
+        except BaseException:
+            st.rollback_to_savepoint.execute(cursor)
+            st.release_savepoint.execute(cursor)
+            raise
+        st.release_savepoint.execute(cursor)
+
+    # -- workers: one lease per process ------------------------------------------------------------
     def register_worker(self, worker_id: str, hostname: str, pid: int, now: float, expires_at: float) -> None:
-        self.conn.execute(insert(workers).values(worker_id=worker_id, hostname=hostname, pid=pid,
-                                                 started_at=now, expires_at=expires_at))
+        self.conn.execute(delete(workers).where(workers.c.worker_id == worker_id))
+        self.conn.execute(insert(workers).values(worker_id=worker_id, hostname=hostname, pid=pid, started_at=now,
+                                                 expires_at=expires_at))
 
-    def renew_worker(self, worker_id: str, expires_at: float) -> bool:
-        result = self.conn.execute(update(workers).where(workers.c.worker_id == worker_id)
-                                   .values(expires_at=expires_at))
-        return result.rowcount == 1
+    def renew_lease(self, worker_id: str, now: float, expires_at: float) -> bool:
+        """Extend a lease that has not lapsed; ``False`` when it lapsed (others may have taken over)."""
+        return bool(self._st.renew_lease.execute(self.cursor, (expires_at, worker_id, now)).rowcount == 1)
 
     def remove_worker(self, worker_id: str) -> None:
         self.conn.execute(delete(workers).where(workers.c.worker_id == worker_id))
 
-    def live_worker_ids(self, now: float) -> set[str]:
-        return set(self.conn.execute(select(workers.c.worker_id).where(workers.c.expires_at >= now)).scalars())
+    def live_worker_ids(self, now: float) -> frozenset[str]:
+        return frozenset(self.conn.execute(select(workers.c.worker_id).where(workers.c.expires_at >= now)).scalars())
 
-    def expire_dead_workers(self, now: float) -> list[str]:
-        dead = list(self.conn.execute(select(workers.c.worker_id).where(workers.c.expires_at < now)).scalars())
+    def expire_dead_workers(self, before: float) -> list[str]:
+        dead = list(self.conn.execute(select(workers.c.worker_id).where(workers.c.expires_at < before)).scalars())
         if dead:
             self.conn.execute(delete(workers).where(workers.c.worker_id.in_(dead)))
         return dead
 
-    # -- runs -----------------------------------------------------------------------------------
-    def insert_runs(self, rows: list[dict[str, Any]]) -> None:
-        """Insert new runs; ``row["keys"]`` lists the partition keys each run covers."""
+    # -- creating runs -----------------------------------------------------------------------------
+    def insert_runs(self, rows: Sequence[NewRun]) -> None:
         if not rows:
             return
-        multi: list[dict[str, Any]] = []
-        values = []
-        for row in rows:
-            keys = row.pop("keys")
-            row["num_partitions"] = len(keys)
-            row["partition_key"] = keys[0] if len(keys) == 1 else None
-            row["partition_keys"] = dumps(list(keys)) if len(keys) > 1 else None
-            if len(keys) > 1:
-                multi.extend({"run_id": row["run_id"], "workflow": row["workflow"], "partition_key": k} for k in keys)
-            values.append(row)
-        self.conn.execute(_INSERT_RUNS, values)
+        values, multi = _run_values(rows)
+        self._st.insert_runs.execute(self.cursor, values)
         if multi:
-            self.conn.execute(_INSERT_RUN_PARTITIONS, multi)
+            self._st.insert_run_partitions.execute(self.cursor, multi)
 
-    def run_by_idempotency_key(self, workflow: str, key: str) -> Run | None:
-        row = self.conn.execute(select(runs).where(runs.c.workflow == workflow, runs.c.idempotency_key == key)).first()
-        return row_to_run(row) if row else None
+    def insert_runs_once(self, rows: Sequence[NewRun]) -> set[str]:
+        """Insert runs whose idempotency key may already be taken (schedule ticks); those are left alone.
+        Returns the ids of the runs inserted."""
+        if not rows:
+            return set()
+        values, multi = _run_values(rows)
+        inserted = {row[0] for row in self._st.insert_runs_once.returning(self.cursor, values)}
+        multi = [m for m in multi if m[0] in inserted]
+        if multi:
+            self._st.insert_run_partitions.execute(self.cursor, multi)
+        return inserted
 
-    def get_run(self, run_id: str) -> Run | None:
+    def insert_run_once(self, row: NewRun) -> RunRecord:
+        """Insert a run with an idempotency key, or return the run that already has that key."""
+        assert row.idempotency_key is not None
+        try:
+            with self.conn.begin_nested():
+                self.insert_runs([row])
+        except IntegrityError:  # another submitter took the key first
+            pass
+        found = self.run_by_idempotency_key(row.workflow, row.idempotency_key)
+        if found is None:  # the integrity error was about something else
+            raise RuntimeError(f"run with idempotency key {row.idempotency_key!r} could not be stored")
+        return found
+
+    # -- reading runs ------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
-        return row_to_run(row) if row else None
+        return run_record(row) if row is not None else None
 
-    def run_owner(self, run_id: str) -> str | None:
-        return self.conn.execute(select(runs.c.owner).where(runs.c.run_id == run_id)).scalar()
+    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRecord]:
+        found: dict[str, RunRecord] = {}
+        for chunk in _chunks(run_ids):
+            for row in self.conn.execute(select(runs).where(runs.c.run_id.in_(chunk))):
+                record = run_record(row)
+                found[record.run_id] = record
+        return found
 
-    def list_runs(self, workflow: str | None = None, status: str | Sequence[str] | None = None,
-                  backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100) -> list[Run]:
+    def run_by_idempotency_key(self, workflow: str, key: str) -> RunRecord | None:
+        row = self.conn.execute(select(runs).where(runs.c.workflow == workflow,
+                                                   runs.c.idempotency_key == key)).first()
+        return run_record(row) if row is not None else None
+
+    def list_runs(self, where: RunFilter) -> list[RunRecord]:
         query = select(runs).order_by(runs.c.seq.desc())
-        if workflow is not None:
-            query = query.where(runs.c.workflow == workflow)
-        if status is not None:
-            query = query.where(runs.c.status.in_([status] if isinstance(status, str) else list(status)))
-        if backfill_id is not None:
-            query = query.where(runs.c.backfill_id == backfill_id)
-        if not tags:
-            return [row_to_run(r) for r in self.conn.execute(query.limit(limit))]
-        result: list[Run] = []
-        for row in self.conn.execute(query):  # tags are JSON: filter here, stop at the limit
-            run_tags = loads(row.tags, {})
-            if all(run_tags.get(k) == v for k, v in tags.items()):
-                result.append(row_to_run(row))
-                if limit is not None and len(result) >= limit:
-                    break
-        return result
+        if where.workflow is not None:
+            query = query.where(runs.c.workflow == where.workflow)
+        if where.statuses:
+            query = query.where(runs.c.status.in_(list(where.statuses)))
+        if where.backfill_id is not None:
+            query = query.where(runs.c.backfill_id == where.backfill_id)
+        for key, value in where.tags.items():  # tags are a JSON object: filtered by the database
+            query = query.where(_has_tag(runs.c.tags, key, value))
+        if where.limit is not None:
+            query = query.limit(where.limit)
+        if where.offset:
+            query = query.offset(where.offset)
+        return [run_record(r) for r in self.conn.execute(query)]
+
+    def recent_run_durations(self, workflow: str, limit: int = HISTORY_RUNS) -> list[RunDuration]:
+        """How long the newest ``limit`` successful runs of ``workflow`` took (``ended_at - started_at``) and
+        how many keys each covered, newest first: an index walk of (workflow, seq) backwards."""
+        query = (select(runs.c.ended_at - runs.c.started_at, runs.c.num_partitions)
+                 .where(runs.c.workflow == workflow, runs.c.status == SUCCESS, runs.c.started_at.is_not(None),
+                        runs.c.ended_at.is_not(None))
+                 .order_by(runs.c.seq.desc()).limit(limit))
+        return [RunDuration(float(seconds), int(n)) for seconds, n in self.conn.execute(query)]
 
     def run_ids_of_backfill(self, backfill_id: str) -> list[str]:
-        return list(self.conn.execute(select(runs.c.run_id).where(runs.c.backfill_id == backfill_id)
-                                      .order_by(runs.c.seq)).scalars())
+        return [row[0] for row in self._st.run_ids_of_backfill.execute(self.cursor, (backfill_id,)).fetchall()]
 
-    def active_runs_of(self, owner: str | None = None, backfill_ids: Sequence[str] | None = None) -> list:
-        query = select(runs.c.run_id, runs.c.status, runs.c.owner, runs.c.backfill_id,
-                       runs.c.cancel_requested).where(runs.c.status.in_((QUEUED, RUNNING)))
-        if owner is not None:
-            query = query.where(runs.c.owner == owner)
+    def active_runs(self, *, backfill_ids: Sequence[str] | None = None, owner: str | None = None,
+                    run_ids: Sequence[str] | None = None) -> list[RunRef]:
+        query = select(runs.c.run_id, runs.c.status, runs.c.owner, runs.c.backfill_id, runs.c.cancel_requested,
+                       runs.c.attempt).where(_ACTIVE)
         if backfill_ids is not None:
             query = query.where(runs.c.backfill_id.in_(list(backfill_ids)))
-        return list(self.conn.execute(query))
+        if owner is not None:
+            query = query.where(runs.c.owner == owner)
+        if run_ids is not None:
+            query = query.where(runs.c.run_id.in_(list(run_ids)))
+        return [RunRef(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in self.conn.execute(query.with_for_update())]
 
-    def claim_runs(self, owner: str, now: float, limits: QueueLimits, capacity: int,
-                   claimable: set[str]) -> list:
-        """Move the runs this owner should start now from queued to running; returns their rows."""
-        if capacity <= 0:
-            return []
-        self.conn.execute(_LOCK_QUEUE)  # serialise claimers (PostgreSQL row lock; SQLite holds its write lock)
-        candidates = self.conn.execute(_QUEUED, {"scan": max(QUEUE_SCAN_MIN, 8 * capacity)}).all()
-        if not any(c.owner == owner and c.workflow in claimable for c in candidates):
-            return []
-        need_tags = bool(limits.tag_limits)
-        queued = [QueuedRun(c.run_id, c.workflow, c.priority, c.created_at, c.seq, c.owner, c.backfill_id,
-                            c.max_concurrency, loads(c.tags, {}) if need_tags else {}, tuple(run_keys(c)))
-                  for c in candidates]
-        running = [ActiveRun(r.workflow, r.backfill_id, loads(r.tags, {}) if need_tags else {}, tuple(run_keys(r)))
-                   for r in self.conn.execute(_RUNNING)]
-        chosen = select_runs(queued, running, limits, now, owner, capacity, claimable)
-        if not chosen:
-            return []
-        ids = [c.run_id for c in chosen]
-        self.conn.execute(_START, {"ids": ids, "now": now})
-        rows = {r.run_id: r for r in self.conn.execute(_ROWS_BY_ID, {"ids": ids})}
-        return [rows[i] for i in ids]
+    def run_logs(self, run_id: str) -> list[LogLine]:
+        return [LogLine(*r) for r in self.conn.execute(
+            select(run_logs.c.attempt, run_logs.c.ts, run_logs.c.level, run_logs.c.message)
+            .where(run_logs.c.run_id == run_id).order_by(run_logs.c.id))]
 
-    def finish_runs(self, outcomes: Sequence[Mapping[str, Any]], now: float) -> list[str]:
-        """Record ended runs (from an executor or a cancel). Returns the run ids that changed.
+    # -- the queue: candidates in, chosen runs started (the choice is the engine's) ----------------
+    def lock_queue(self) -> None:
+        """Serialise claimers: a PostgreSQL row lock (SQLite already holds its write lock)."""
+        self._st.lock_queue.execute(self.cursor)
 
-        Each outcome: run_id, status, and optionally attempt, error, ended_at, logs, failed_partitions.
-        A stale outcome (an older attempt, or a run already finished) is ignored.
-        """
+    def queued_runs(self, scan: int, with_tags: bool) -> list[QueuedRun]:
+        """The first ``scan`` queued runs in (priority, age) order whose backfill (if any) is in progress."""
+        rows = self._st.queued.execute(self.cursor, (scan,)).fetchall()
+        return [QueuedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tags_of(r[8]) if with_tags else EMPTY_TAGS,
+                          keys_of(r[9], r[10])) for r in rows]
+
+    def running_runs(self, with_tags: bool) -> list[ActiveRun]:
+        rows = self._st.running.execute(self.cursor).fetchall()
+        return [ActiveRun(r[0], r[1], tags_of(r[2]) if with_tags else EMPTY_TAGS, keys_of(r[3], r[4])) for r in rows]
+
+    def start_runs(self, run_ids: Sequence[str], now: float) -> int:
+        """Move queued runs to running; returns how many moved."""
+        return self._st.start_many.execute(self.cursor, run_ids, head=(now,)) if run_ids else 0
+
+    # -- finishing runs ----------------------------------------------------------------------------
+    def record_outcomes(self, outcomes: Sequence[Outcome], owner: str, inflight: Mapping[str, InFlight],
+                        now: float) -> list[Outcome]:
+        """Record what an executor reported for runs ``owner`` runs (``inflight`` says which attempt and
+        backfill each is). Only the current attempt of a still-active run, still owned by ``owner``, is
+        recorded; returns the outcomes that were."""
         if not outcomes:
             return []
-        by_id = {o["run_id"]: o for o in outcomes}
-        current = {}
-        for chunk in _chunks(list(by_id), 500):
-            for row in self.conn.execute(_FINISH_STATE, {"ids": chunk}):
-                current[row.run_id] = row
-        changed, updates, logs, key_errors = [], [], [], []
+        unique = {o.run_id: o for o in outcomes}  # one outcome per run (a report repeated by mistake is one)
+        outcomes = [o if o.ended_at is not None else o._replace(ended_at=now) for o in unique.values()]
+        rows = [(o.run_id, o.status, o.error, o.ended_at, o.started_at, inflight[o.run_id].attempt, owner)
+                for o in outcomes]
+        # RETURNING says exactly which were recorded: not those finished or taken over meanwhile (nor
+        # those a commit whose answer was lost recorded already)
+        recorded = {row[0]: row[1] for row in self._st.finish_many.returning(self.cursor, rows)}
+        applied = outcomes if len(recorded) == len(outcomes) else [o for o in outcomes if o.run_id in recorded]
+        info = {}
+        for o in applied:  # the backfill a run counts for is the stored one (a tick run may have joined one)
+            known = inflight[o.run_id]
+            info[o.run_id] = known if known.backfill_id == recorded[o.run_id] else \
+                known._replace(backfill_id=recorded[o.run_id])
+        self._after_finish(applied, info, now)
+        return applied
+
+    def finish_runs(self, outcomes: Sequence[Outcome], now: float) -> list[Outcome]:
+        """Record decisions about active runs (a cancel, a stop), whoever executes them. A run that has
+        already finished, or whose attempt differs from the outcome's, is left alone."""
+        if not outcomes:
+            return []
+        by_id = {o.run_id: o for o in outcomes}
+        info: dict[str, InFlight] = {}
+        for chunk in _chunks(list(by_id)):
+            for run_id, status, attempt, backfill_id, n in self.conn.execute(
+                    select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.backfill_id, runs.c.num_partitions)
+                    .where(runs.c.run_id.in_(chunk)).with_for_update()):
+                outcome = by_id[run_id]
+                if status in (QUEUED, RUNNING) and outcome.attempt in (None, attempt):
+                    info[run_id] = InFlight(attempt, backfill_id, n)
+        applied = [by_id[r] for r in info]
+        self._st.finish_active.executemany(self.cursor, [
+            (o.status, o.error, o.ended_at if o.ended_at is not None else now, o.started_at, o.run_id)
+            for o in applied])
+        self._after_finish(applied, info, now)
+        return applied
+
+    def _after_finish(self, applied: Sequence[Outcome], info: Mapping[str, InFlight], now: float) -> None:
+        logs: list[tuple[str, int, float, str, str]] = []
+        key_errors: list[tuple[str, str, str]] = []
         counters: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for run_id, outcome in by_id.items():
-            row = current.get(run_id)
-            if row is None or row.status not in (QUEUED, RUNNING):
-                continue
-            if outcome.get("attempt") is not None and outcome["attempt"] != row.attempt:
-                continue
-            status = outcome["status"]
-            failed_keys = outcome.get("failed_partitions") or {}
-            updates.append({"rid": run_id, "st": status, "err": outcome.get("error"),
-                            "end": outcome.get("ended_at", now), "begin": outcome.get("started_at")})
-            changed.append(run_id)
-            for t, level, message in outcome.get("logs") or ():
-                logs.append({"run_id": run_id, "attempt": row.attempt, "ts": t, "level": level, "message": message})
-            for key, error in failed_keys.items():
-                key_errors.append({"rid": run_id, "k": key, "err": error})
-            if row.backfill_id:
-                c = counters[row.backfill_id]
-                if status == SUCCESS:
-                    c[0] += row.num_partitions - len(failed_keys)
-                    c[1] += len(failed_keys)
-                elif status == FAILED:
-                    c[1] += row.num_partitions
+        for o in applied:
+            run = info[o.run_id]
+            logs.extend((o.run_id, run.attempt, t, level, message) for t, level, message in o.logs)
+            key_errors.extend((error, o.run_id, key) for key, error in o.failed_partitions.items())
+            if run.backfill_id:
+                c = counters[run.backfill_id]
+                if o.status == SUCCESS:
+                    c[0] += run.num_partitions - len(o.failed_partitions)
+                    c[1] += len(o.failed_partitions)
+                elif o.status == FAILED:
+                    c[1] += run.num_partitions
                 else:
-                    c[2] += row.num_partitions
-        if updates:
-            self.conn.execute(_FINISH, updates)
+                    c[2] += run.num_partitions
         if logs:
-            self.conn.execute(_INSERT_LOGS, logs)
-        if key_errors:
-            self.conn.execute(update(run_partitions).where(run_partitions.c.run_id == bindparam("rid"),
-                                                           run_partitions.c.partition_key == bindparam("k"))
-                              .values(error=bindparam("err")), key_errors)
-        if counters:
-            self.conn.execute(_COUNT, [{"bid": b, "c": c[0], "f": c[1], "x": c[2], "now": now}
-                                       for b, c in counters.items()])
-        return changed
+            self._st.insert_logs.execute(self.cursor, logs)
+        self._st.mark_key_failed.executemany(self.cursor, key_errors)
+        self._st.count.executemany(self.cursor, [(c, f, x, now, b) for b, (c, f, x) in counters.items()])
 
     def request_cancel(self, run_ids: Sequence[str]) -> None:
-        for chunk in _chunks(list(run_ids), 500):
+        """Mark running runs for their executing process to stop (it reads ``cancel_requested_runs``)."""
+        for chunk in _chunks(run_ids):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status == RUNNING)
                               .values(cancel_requested=True))
 
@@ -232,119 +328,91 @@ class Session:
         return list(self.conn.execute(select(runs.c.run_id).where(
             runs.c.owner == owner, runs.c.status == RUNNING, runs.c.cancel_requested.is_(True))).scalars())
 
-    def adopt_runs(self, owner: str, now: float, live: set[str], backfill_ids: Sequence[str] = (),
-                   run_ids: Sequence[str] = ()) -> int:
-        """Take over the active runs of dead owners: queued ones move to ``owner``; running ones are
-        queued again as a new attempt (their process is gone)."""
+    # -- taking runs over --------------------------------------------------------------------------
+    def adopt_runs(self, owner: str, now: float, live: frozenset[str], *, backfill_ids: Sequence[str] = (),
+                   run_ids: Sequence[str] = ()) -> AdoptedRuns:
+        """Take over the active runs of dead owners (see ``requeue``)."""
         scope = []
         if backfill_ids:
             scope.append(runs.c.backfill_id.in_(list(backfill_ids)))
         if run_ids:
             scope.append(runs.c.run_id.in_(list(run_ids)))
         if not scope:
-            return 0
-        orphan = and_(or_(*scope), runs.c.status.in_((QUEUED, RUNNING)),
-                      or_(runs.c.owner.is_(None), runs.c.owner.not_in(list(live) or [""])))
-        rows = list(self.conn.execute(select(runs.c.run_id, runs.c.status, runs.c.cancel_requested).where(orphan)))
-        if not rows:
-            return 0
-        canceled = [r.run_id for r in rows if r.cancel_requested]
-        if canceled:
-            self.finish_runs([{"run_id": r, "status": CANCELED, "error": "canceled"} for r in canceled], now)
-        running = [r.run_id for r in rows if r.status == RUNNING and not r.cancel_requested]
-        queued = [r.run_id for r in rows if r.status == QUEUED]
-        for chunk in _chunks(running, 500):
+            return AdoptedRuns((), (), ())
+        orphans = and_(or_(*scope), _ACTIVE, or_(runs.c.owner.is_(None), runs.c.owner.not_in(list(live) or [""])))
+        return self._take_over(orphans, owner, now)
+
+    def reclaim_runs(self, owner: str, now: float) -> AdoptedRuns:
+        """After ``owner`` lost its lease: its active runs are treated as orphans and taken back."""
+        return self._take_over(and_(runs.c.owner == owner, _ACTIVE), owner, now)
+
+    def requeue(self, run_ids: Sequence[str], attempts: Mapping[str, int], owner: str) -> list[str]:
+        """Queue running runs again as a new attempt (their execution was lost, not finished)."""
+        changed = []
+        for run_id in run_ids:
+            result = self.conn.execute(update(runs).where(
+                runs.c.run_id == run_id, runs.c.attempt == attempts[run_id], runs.c.owner == owner,
+                runs.c.status == RUNNING).values(status=QUEUED, attempt=runs.c.attempt + 1, started_at=None))
+            if result.rowcount:
+                changed.append(run_id)
+        return changed
+
+    def _take_over(self, where: Any, owner: str, now: float) -> AdoptedRuns:
+        rows = list(self.conn.execute(select(runs.c.run_id, runs.c.status, runs.c.cancel_requested)
+                                      .where(where).with_for_update()))
+        canceled = tuple(r[0] for r in rows if r[2])
+        self.finish_runs([Outcome(r, CANCELED, "canceled") for r in canceled], now)
+        requeued = tuple(r[0] for r in rows if r[1] == RUNNING and not r[2])
+        moved = tuple(r[0] for r in rows if r[1] == QUEUED and not r[2])
+        for chunk in _chunks(requeued):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(
                 status=QUEUED, attempt=runs.c.attempt + 1, owner=owner, started_at=None))
-        for chunk in _chunks(queued, 500):
+        for chunk in _chunks(moved):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(owner=owner))
-        return len(rows)
+        return AdoptedRuns(requeued, moved, canceled)
 
-    def run_logs(self, run_id: str) -> list:
-        return list(self.conn.execute(select(run_logs.c.attempt, run_logs.c.ts, run_logs.c.level, run_logs.c.message)
-                                      .where(run_logs.c.run_id == run_id).order_by(run_logs.c.id)))
-
-    def partition_status(self, workflow: str) -> dict[str, str]:
-        """key → status of the latest run that covered it (``failed`` where a run marked the key failed).
-
-        Canceled runs do not count: a key whose only runs were canceled is still missing."""
+    # -- partitions --------------------------------------------------------------------------------
+    def partition_statuses(self, workflow: str, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """key → status of the latest run that covered it, computed by the database (one row per key that
+        has runs). ``keys`` limits it to those keys. Canceled runs do not count; a key a run marked
+        failed is ``failed``."""
         latest: dict[str, tuple[int, str]] = {}
-        for key, status, seq in self.conn.execute(
-                select(runs.c.partition_key, runs.c.status, runs.c.seq)
-                .where(runs.c.workflow == workflow, runs.c.partition_key.is_not(None), runs.c.status != CANCELED)):
-            latest[key] = (seq, status)
-        for key, status, seq, error in self.conn.execute(
-                select(run_partitions.c.partition_key, runs.c.status, runs.c.seq, run_partitions.c.error)
-                .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
-                .where(run_partitions.c.workflow == workflow, runs.c.status != CANCELED)):
-            if key not in latest or latest[key][0] < seq:
-                latest[key] = (seq, FAILED if error is not None and status == SUCCESS else status)
+        for chunk in (_chunks(keys) if keys is not None else [None]):
+            one = select(func.max(runs.c.seq).label("seq")).where(runs.c.workflow == workflow,
+                                                                  runs.c.status != CANCELED)
+            many = (select(run_partitions.c.partition_key, func.max(runs.c.seq).label("seq"))
+                    .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
+                    .where(run_partitions.c.workflow == workflow, runs.c.status != CANCELED))
+            if chunk is not None:  # not with "IS NOT NULL" too: SQLite would scan the key range, not look keys up
+                one = one.where(runs.c.partition_key.in_(chunk))
+                many = many.where(run_partitions.c.partition_key.in_(chunk))
+            else:
+                one = one.where(runs.c.partition_key.is_not(None))
+            one_q = one.group_by(runs.c.partition_key).subquery()
+            many_q = many.group_by(run_partitions.c.partition_key).subquery()
+            for key, status, seq in self.conn.execute(
+                    select(runs.c.partition_key, runs.c.status, runs.c.seq).join(one_q, runs.c.seq == one_q.c.seq)):
+                latest[key] = (seq, status)
+            for key, status, seq, error in self.conn.execute(
+                    select(run_partitions.c.partition_key, runs.c.status, runs.c.seq, run_partitions.c.error)
+                    .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id)
+                                 .join(many_q, and_(many_q.c.partition_key == run_partitions.c.partition_key,
+                                                    many_q.c.seq == runs.c.seq)))
+                    .where(run_partitions.c.workflow == workflow)):
+                if key not in latest or latest[key][0] < seq:
+                    latest[key] = (seq, FAILED if error is not None and status == SUCCESS else status)
         return {key: status for key, (_, status) in latest.items()}
 
-    # -- backfills ------------------------------------------------------------------------------
-    def insert_backfill(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(backfills).values(**row))
-
-    def backfill_row(self, backfill_id: str):
-        return self.conn.execute(select(backfills).where(backfills.c.backfill_id == backfill_id)).first()
-
-    def backfill_by_idempotency_key(self, key: str):
-        return self.conn.execute(select(backfills).where(backfills.c.idempotency_key == key)).first()
-
-    def backfill_status(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
-        row = self.backfill_row(backfill_id)
-        if row is None:
-            return None
-        active = dict(self.conn.execute(select(runs.c.status, func.count()).where(
-            runs.c.backfill_id == backfill_id, runs.c.status.in_((QUEUED, RUNNING))).group_by(runs.c.status)).all())
-        run_ids = self.run_ids_of_backfill(backfill_id) if include_run_ids else []
-        return row_to_backfill(row, run_ids, active.get(QUEUED, 0), active.get(RUNNING, 0))
-
-    def list_backfills(self, status: str | Sequence[str] | None = None, workflow: str | None = None) -> list:
-        query = select(backfills).order_by(backfills.c.created_at.desc())
-        if status is not None:
-            query = query.where(backfills.c.status.in_([status] if isinstance(status, str) else list(status)))
-        rows = list(self.conn.execute(query))
-        if workflow is not None:
-            rows = [r for r in rows if workflow in loads(r.workflows, [])]
-        return rows
-
-    def update_backfill(self, backfill_id: str, **values: Any) -> None:
-        self.conn.execute(update(backfills).where(backfills.c.backfill_id == backfill_id).values(**values))
-
-    def acquire_backfill(self, backfill_id: str, owner: str, live: set[str], now: float) -> bool:
-        """Take the backfill's lease when it has no live owner (or already is ours)."""
-        result = self.conn.execute(update(backfills).where(
-            backfills.c.backfill_id == backfill_id,
-            or_(backfills.c.owner.is_(None), backfills.c.owner == owner,
-                backfills.c.owner.not_in(list(live) or [""]))).values(owner=owner, updated_at=now))
-        return result.rowcount == 1
-
-    def release_backfills(self, owner: str) -> None:
-        self.conn.execute(update(backfills).where(backfills.c.owner == owner).values(owner=None))
-
-    def backfills_owned_by(self, owner: str) -> list:
-        return list(self.conn.execute(select(backfills).where(backfills.c.owner == owner)))
-
-    def active_counts(self, owner: str) -> dict[str, int]:
-        """Queued + running runs per backfill, of the runs ``owner`` executes."""
-        return dict(self.conn.execute(_ACTIVE_COUNTS, {"r_owner": owner}).all())
-
-    def advance_cursor(self, backfill_id: str, owner: str, old: int, new: int, now: float) -> bool:
-        """Move a backfill's cursor, only if ``owner`` still leads it, nobody moved it meanwhile and it is
-        still in progress (not paused or canceled since we last looked)."""
-        return self.conn.execute(_ADVANCE_CURSOR, {"bid": backfill_id, "b_owner": owner, "old": old, "new": new,
-                                                   "now": now}).rowcount == 1
-
     def succeeded_keys_of_backfill(self, backfill_id: str) -> set[tuple[str, str]]:
+        """(workflow, key) of every key a run of the backfill completed (schedule ticks as their key)."""
         done: set[tuple[str, str]] = set()
-        for row in self.conn.execute(select(runs.c.run_id, runs.c.workflow, runs.c.partition_key,
-                                            runs.c.partition_keys, runs.c.scheduled_time)
-                                     .where(runs.c.backfill_id == backfill_id, runs.c.status == SUCCESS)):
-            keys = run_keys(row)
-            if not keys and row.scheduled_time is not None:
-                keys = [tick_key(dt(row.scheduled_time))]
-            done.update((row.workflow, k) for k in keys)
+        for workflow, key, keys_json, scheduled in self.conn.execute(
+                select(runs.c.workflow, runs.c.partition_key, runs.c.partition_keys, runs.c.scheduled_time)
+                .where(runs.c.backfill_id == backfill_id, runs.c.status == SUCCESS)):
+            keys = keys_of(key, keys_json)
+            if not keys and scheduled is not None:
+                keys = (tick_key(utc(scheduled)),)  # type: ignore[arg-type]
+            done.update((workflow, k) for k in keys)
         for workflow, key in self.conn.execute(
                 select(run_partitions.c.workflow, run_partitions.c.partition_key)
                 .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
@@ -352,7 +420,137 @@ class Session:
             done.discard((workflow, key))
         return done
 
-    # -- dynamic partitions ---------------------------------------------------------------------
+    def backfill_grid_counts(self, backfill_id: str, cell_size: int, created: int) -> list[GridCount]:
+        """Per cell of ``cell_size`` consecutive plan indices and per status, how many of the backfill's
+        first ``created`` runs did **not** succeed — nothing else is counted: in a big backfill nearly every
+        run succeeded, and the rest of a cell is its successes (``anachron.grid``). The statuses are named
+        (an ``IN`` list, not ``<> 'success'``) so the read is a few ranges of the (backfill, status,
+        plan_index) index and costs as much as the runs counted. Runs at ``created`` and beyond (created
+        after the caller read the cursor) are left out, so the counts agree with that cursor."""
+        if cell_size < 1:
+            raise ValueError(f"cell_size: must be >= 1, got {cell_size!r}")
+        # the size as an SQL literal: the same expression in SELECT and GROUP BY (PostgreSQL compares them)
+        cell = (runs.c.plan_index // literal_column(str(int(cell_size)), Integer)).label("cell")
+        query = (select(cell, runs.c.status, func.count())
+                 .where(runs.c.backfill_id == backfill_id, runs.c.status.in_(_NOT_SUCCESS),
+                        runs.c.plan_index < created)
+                 .group_by(cell, runs.c.status))
+        return [GridCount(int(c), status, int(n)) for c, status, n in self.conn.execute(query)]
+
+    def backfill_grid_runs(self, backfill_id: str, created: int, limit: int) -> list[GridRun]:
+        """The backfill's first ``created`` runs (at most ``limit``) in plan order, one grid cell each. Only
+        a one-key run's key is read (a run of many keys may list a million: its first and last come from
+        the plan)."""
+        query = (select(runs.c.plan_index, runs.c.run_id, runs.c.status, runs.c.partition_key,
+                        runs.c.scheduled_time)
+                 .where(runs.c.backfill_id == backfill_id, runs.c.plan_index < created)
+                 .order_by(runs.c.plan_index).limit(limit))
+        return [GridRun(*row) for row in self.conn.execute(query)]
+
+    # -- backfills ---------------------------------------------------------------------------------
+    def insert_backfill(self, row: NewBackfill) -> BackfillRecord:
+        """Insert a backfill; with an idempotency key already taken, return the backfill that has it."""
+        values = dict(backfill_id=row.backfill_id, status=row.status, workflows=dumps(list(row.workflows)),
+                      request=dumps(row.request), total_partitions=row.total_partitions, total_runs=row.total_runs,
+                      cursor=0, completed=0, failed=0, canceled=0, max_concurrency=row.max_concurrency,
+                      priority=row.priority, tags=dumps(dict(row.tags)), idempotency_key=row.idempotency_key,
+                      owner=None, cancel_requested=False, error=None, created_at=row.created_at,
+                      updated_at=row.created_at, ended_at=row.ended_at)
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(backfills).values(**values))
+                self.conn.execute(insert(backfill_workflows), [{"backfill_id": row.backfill_id, "workflow": w}
+                                                               for w in dict.fromkeys(row.workflows)])
+        except IntegrityError:
+            if row.idempotency_key is None:
+                raise
+            existing = self.backfill_by_idempotency_key(row.idempotency_key)
+            if existing is None:
+                raise
+            return existing
+        created = self.get_backfill(row.backfill_id)
+        assert created is not None
+        return created
+
+    def get_backfill(self, backfill_id: str, *, for_update: bool = False) -> BackfillRecord | None:
+        query = select(backfills).where(backfills.c.backfill_id == backfill_id)
+        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        return backfill_record(row) if row is not None else None
+
+    def backfill_by_idempotency_key(self, key: str) -> BackfillRecord | None:
+        row = self.conn.execute(select(backfills).where(backfills.c.idempotency_key == key)).first()
+        return backfill_record(row) if row is not None else None
+
+    def list_backfills(self, statuses: Sequence[str] = (), workflow: str | None = None,
+                       limit: int | None = None, offset: int = 0) -> list[BackfillRecord]:
+        query = select(backfills).order_by(backfills.c.created_at.desc(), backfills.c.backfill_id)
+        if statuses:
+            query = query.where(backfills.c.status.in_(list(statuses)))
+        if workflow is not None:
+            query = query.where(backfills.c.backfill_id.in_(
+                select(backfill_workflows.c.backfill_id).where(backfill_workflows.c.workflow == workflow)))
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return [backfill_record(r) for r in self.conn.execute(query)]
+
+    def run_counts(self, backfill_ids: Sequence[str]) -> dict[str, RunCounts]:
+        """Queued and running runs of each backfill."""
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for chunk in _chunks(backfill_ids):
+            for backfill_id, status, n in self.conn.execute(
+                    select(runs.c.backfill_id, runs.c.status, func.count())
+                    .where(runs.c.backfill_id.in_(chunk), _ACTIVE).group_by(runs.c.backfill_id, runs.c.status)):
+                counts[backfill_id][status] = n
+        return {b: RunCounts(c.get(QUEUED, 0), c.get(RUNNING, 0)) for b, c in counts.items()}
+
+    def update_backfill(self, backfill_id: str, *, now: float, status: str = KEEP, owner: str | None = KEEP,
+                        cancel_requested: bool = KEEP, canceled: int = KEEP, error: str | None = KEEP,
+                        ended_at: float | None = KEEP, expect_status: Sequence[str] | None = None) -> bool:
+        """Change a backfill's fields (those given); with ``expect_status``, only if it is in one of those
+        statuses. Returns whether it changed."""
+        values: dict[str, Any] = {"updated_at": now}
+        for name, value in (("status", status), ("owner", owner), ("cancel_requested", cancel_requested),
+                            ("canceled", canceled), ("error", error), ("ended_at", ended_at)):
+            if value is not KEEP:
+                values[name] = value
+        query = update(backfills).where(backfills.c.backfill_id == backfill_id)
+        if expect_status is not None:
+            query = query.where(backfills.c.status.in_(list(expect_status)))
+        return self.conn.execute(query.values(**values)).rowcount == 1
+
+    def acquire_backfill(self, backfill_id: str, owner: str, live: frozenset[str], now: float) -> bool:
+        """Take the backfill's lease when it has no live owner (or already is ours)."""
+        return self.conn.execute(update(backfills).where(
+            backfills.c.backfill_id == backfill_id,
+            or_(backfills.c.owner.is_(None), backfills.c.owner == owner,
+                backfills.c.owner.not_in(list(live) or [""]))).values(owner=owner, updated_at=now)).rowcount == 1
+
+    def release_backfills(self, owner: str) -> None:
+        self.conn.execute(update(backfills).where(backfills.c.owner == owner).values(owner=None))
+
+    def backfills_owned_by(self, owner: str) -> list[BackfillRecord]:
+        return [backfill_record(r) for r in self.conn.execute(select(backfills).where(backfills.c.owner == owner))]
+
+    def active_counts(self, owner: str) -> dict[str, int]:
+        """Queued + running runs of each backfill ``owner`` leads (whoever executes them: a tick run the
+        daemon created may have joined one)."""
+        led = select(backfills.c.backfill_id).where(backfills.c.owner == owner)
+        return {b: n for b, n in self.conn.execute(
+            select(runs.c.backfill_id, func.count()).where(runs.c.backfill_id.in_(led), _ACTIVE)
+            .group_by(runs.c.backfill_id))}
+
+    def count_outcomes(self, backfill_id: str, completed: int, failed: int, canceled: int, now: float) -> None:
+        """Add to a backfill's counters (runs it took over that had already finished)."""
+        self._st.count.execute(self.cursor, (completed, failed, canceled, now, backfill_id))
+
+    def advance_cursor(self, backfill_id: str, owner: str, old: int, new: int, now: float) -> bool:
+        """Move a backfill's cursor, only if ``owner`` still leads it, nobody moved it meanwhile and it is
+        still in progress (not paused or canceled since it was read)."""
+        return bool(self._st.advance_cursor.execute(self.cursor, (new, now, backfill_id, owner, old)).rowcount == 1)
+
+    # -- dynamic partitions ------------------------------------------------------------------------
     def dynamic_keys(self, names: Iterable[str] | None = None) -> dict[str, list[str]]:
         query = select(dynamic_partitions.c.name, dynamic_partitions.c.partition_key).order_by(dynamic_partitions.c.seq)
         if names is not None:
@@ -373,7 +571,7 @@ class Session:
         return self.conn.execute(delete(dynamic_partitions).where(
             dynamic_partitions.c.name == name, dynamic_partitions.c.partition_key == key)).rowcount == 1
 
-    # -- pools ----------------------------------------------------------------------------------
+    # -- pools -------------------------------------------------------------------------------------
     def try_acquire_slot(self, pool: str, size: int, run_id: str, now: float) -> int | None:
         self.conn.execute(update(queue_lock).where(queue_lock.c.id == 1).values(version=queue_lock.c.version + 1))
         have = set(self.conn.execute(select(pool_slots.c.slot).where(pool_slots.c.pool == pool)).scalars())
@@ -388,17 +586,54 @@ class Session:
         taken = self.conn.execute(update(pool_slots).where(
             pool_slots.c.pool == pool, pool_slots.c.slot == free, pool_slots.c.holder_run.is_(None))
             .values(holder_run=run_id, acquired_at=now)).rowcount
-        return free if taken == 1 else None
+        return int(free) if taken == 1 else None
 
     def release_orphan_slots(self) -> None:
-        self.conn.execute(_RELEASE_ORPHAN_SLOTS)
+        """Free slots whose holder is no longer running (killed, canceled, requeued before its release)."""
+        self.conn.execute(update(pool_slots).where(
+            pool_slots.c.holder_run.is_not(None),
+            pool_slots.c.holder_run.not_in(select(runs.c.run_id).where(runs.c.status == RUNNING)))
+            .values(holder_run=None, acquired_at=None))
 
     def release_slot(self, pool: str, slot: int, run_id: str) -> None:
         self.conn.execute(update(pool_slots).where(pool_slots.c.pool == pool, pool_slots.c.slot == slot,
                                                    pool_slots.c.holder_run == run_id)
                           .values(holder_run=None, acquired_at=None))
 
+    # -- administration ----------------------------------------------------------------------------
+    def schema_revision(self) -> str | None:
+        from sqlalchemy import text
 
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+        value = self.conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if value is None else str(value)
+
+
+def _has_tag(column: Any, key: str, value: str) -> Any:
+    """Whether the JSON object in ``column`` maps ``key`` to ``value`` — the same SQL on both databases.
+
+    Tags are stored as compact JSON written by ``codec.dumps``, where an unescaped quote is always a string
+    delimiter: so ``"key":"value"`` right after ``{`` or ``,`` and right before ``,`` or ``}`` is that
+    member exactly (a JSON function would not be: SQLite has no JSON type to cast the text to)."""
+    member = dumps(key) + ":" + dumps(value)
+    return or_(*(column.contains(before + member + after, autoescape=True)
+                 for before in ("{", ",") for after in (",", "}")))
+
+
+def _run_values(rows: Sequence[NewRun]) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]:
+    """Run rows in ``RUN_INSERT_COLUMNS`` order, and the (run, workflow, key) rows of multi-key runs."""
+    values: list[tuple[Any, ...]] = []
+    multi: list[tuple[str, str, str]] = []
+    for r in rows:
+        key, keys_json, n = keys_columns(r.keys)
+        values.append((r.run_id, r.workflow, r.status, key, keys_json, n, r.params, r.tags, r.priority,
+                       r.backfill_id, r.idempotency_key, r.attempt, r.logical_time, r.window_start, r.window_end,
+                       r.scheduled_time, r.created_at, r.run_name, r.environ, r.owner, False, r.error,
+                       r.ended_at, r.started_at, r.plan_index))
+        if n > 1:
+            multi.extend((r.run_id, r.workflow, k) for k in r.keys)
+    return values, multi
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]

@@ -1,51 +1,119 @@
-"""The executor contract: run jobs somewhere, report each outcome through a callback."""
+"""The executor contract: run jobs somewhere, report outcomes in batches through the host.
+
+Executors are handed jobs in batches and report every job exactly once (``RunOutcome``), except after
+``abandon()``, when the coordinator has stopped listening. They are fenced by the coordinator's lease:
+``set_lease_deadline(t)`` says execution must stop by wall-clock time ``t`` unless the deadline moves
+on (the coordinator renews its lease and moves it), so a leader that stalls cannot keep running work
+that another process is about to take over.
+
+How many jobs an executor takes (``capacity``) adapts to how long runs take: enough queued behind each
+worker that none idles between coordinator ticks, but never more than about ``QUEUE_TARGET_SECONDS`` of
+work — a queued job is already ``running`` to the rest of the system.
+"""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from ...runtime import RunJob, RunOutcome
+if TYPE_CHECKING:
+    from ...definitions import Workflow
+    from ...records import WorkflowRef
+    from ...runtime import RunJob, RunOutcome
+    from ..pools import PoolGate
 
-ResultCallback = Callable[[RunOutcome], None]
-WorkflowResolver = Callable[[str], object]
+#: how much work (in seconds of run time) an executor may hold beyond what its workers are running
+QUEUE_TARGET_SECONDS = 0.005
+#: the most jobs an executor holds per worker (beyond the one each is running)
+MAX_PREFETCH_PER_WORKER = 32
+
+
+class ExecutorHost(Protocol):
+    """What an executor gets from the coordinator that starts it."""
+
+    @property
+    def pools(self) -> Mapping[str, int]: ...
+
+    @property
+    def storage_url(self) -> str: ...
+
+    @property
+    def log_limit(self) -> int: ...
+
+    def resolve(self, ref: WorkflowRef) -> Workflow:
+        """A workflow by name, in this process."""
+
+    def pool_gate(self) -> PoolGate | None:
+        """Task pools on this process's storage (``None`` without pools)."""
+
+    def on_results(self, outcomes: list[RunOutcome]) -> None:
+        """Called from executor threads with one or more finished jobs."""
 
 
 class Executor(ABC):
-    """Runs ``RunJob``s. ``submit`` never blocks; each job ends in exactly one ``on_result`` call."""
+    """Runs ``RunJob``s and reports each through ``host.on_results`` (never blocks the caller)."""
 
     max_workers: int
-    #: Jobs the coordinator may hand over beyond ``max_workers``, so workers never idle between
-    #: coordinator ticks. A handed-over job that has not started yet is dropped by ``cancel``.
-    prefetch: int
-
+    #: jobs held beyond ``max_workers`` before the executor has seen how long runs take
+    min_prefetch: int
 
     def __init__(self, max_workers: int = 4):
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"{type(self).__name__}.max_workers: must be an integer >= 1, got {max_workers!r}")
         self.max_workers = max_workers
-        self.prefetch = max_workers
+        self.min_prefetch = max_workers
+        self._mean_seconds: float | None = None  # moving average of run durations
+        self._stats_lock = threading.Lock()
+
+    # -- the contract ----------------------------------------------------------------------------
+    @abstractmethod
+    def start(self, host: ExecutorHost) -> None: ...
 
     @abstractmethod
-    def start(self, on_result: ResultCallback, resolve: WorkflowResolver, pools=None) -> None:
-        """Get ready; ``resolve(name)`` gives a workflow object, ``pools`` a PoolGate (or None)."""
-
-    @abstractmethod
-    def submit(self, job: RunJob) -> None: ...
+    def submit(self, jobs: Sequence[RunJob]) -> None: ...
 
     @abstractmethod
     def cancel(self, run_id: str) -> None:
-        """Stop a job that is running: its process is killed (or, for threads, it stops at its next task)."""
+        """Stop a job: dropped if it has not started; a running process is killed (threads stop at their
+        next task call)."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """The coordinator lost its lease: stop every job now. Their outcomes will be ignored."""
 
     @abstractmethod
     def shutdown(self, wait: bool = True) -> None: ...
 
+    def set_lease_deadline(self, deadline: float) -> None:  # noqa: B027 - optional: executors that can fence do
+        """Execution must stop by this wall-clock time unless it is moved on (see the module docstring)."""
+
+    # -- shared behaviour ------------------------------------------------------------------------
+    def observe(self, seconds: float) -> None:
+        """Feed one run's duration into the moving average that sizes ``capacity``."""
+        with self._stats_lock:
+            mean = self._mean_seconds
+            self._mean_seconds = seconds if mean is None else mean + (seconds - mean) * 0.05
+
+    @property
+    def prefetch(self) -> int:
+        mean = self._mean_seconds
+        if mean is None:
+            return self.min_prefetch
+        ceiling = MAX_PREFETCH_PER_WORKER * self.max_workers
+        fit = int(self.max_workers * QUEUE_TARGET_SECONDS / max(mean, 1e-6))
+        return max(self.min_prefetch, min(ceiling, fit))
+
     @property
     def capacity(self) -> int:
-        """How many jobs the executor takes at once: its workers plus the prefetched ones."""
+        """How many jobs the executor takes at once: its workers plus the queued ones."""
         return self.max_workers + self.prefetch
 
     @property
     def shares_memory(self) -> bool:
         """True when jobs run in this process (an in-memory database is reachable from them)."""
         return False
+
+
+ResultCallback = Callable[["list[RunOutcome]"], None]

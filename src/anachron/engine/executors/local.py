@@ -1,154 +1,370 @@
 """``LocalExecutor``: long-lived worker processes, reused across runs.
 
-Each worker has the workflow code loaded once and runs one job at a time, talking to this process
-over a pipe. A canceled run's worker is killed (with its process group) and replaced. Workers die
-with their parent: they ask the kernel for SIGKILL when the parent goes (Linux ``PR_SET_PDEATHSIG``)
-and leave when their pipe closes.
+Jobs go to workers in batches straight from the caller's thread (``submit``: as many per worker as it can
+start within a few milliseconds; the rest wait here). One dispatcher thread receives outcomes in batches
+from every worker, watches deadlines and replaces dead workers. Each job is a numbered token; when a worker
+dies, its shared ``current`` / ``done`` counters say which job was running (its outcome follows from why
+the worker died), which had finished (their outcome was lost: ``lost``, queued again by the coordinator)
+and which had not started (sent to another worker).
+
+A canceled run's worker is killed with its process group, and replaced. Workers die with their parent
+(Linux ``PR_SET_PDEATHSIG``), and stop themselves when the lease deadline the coordinator sets passes
+without being moved on (see ``worker.py``).
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
-import queue
 import signal
+import socket
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from multiprocessing.connection import wait as wait_any
+from typing import Any
 
 from ...models import CANCELED, FAILED
-from ...runtime import RunJob, RunOutcome
-from .base import Executor
+from ...runtime import LOST, RunJob, RunOutcome
+from .base import QUEUE_TARGET_SECONDS, Executor, ExecutorHost
+from .worker import WorkerSettings, worker_main
 
-_STOP = None
-KILL_GRACE_SECONDS = 2.0  # after a task's timeout, how long the worker's own alarm gets before a kill
+KILL_GRACE_SECONDS = 2.0  # after a task's timeout (or a cancel), how long a worker gets before the parent kills it
+IDLE_WAIT = 0.5
+STARTUP_ATTEMPTS = 3  # workers dying before they are ready this many times in a row: the jobs fail
 
 
 class LocalExecutor(Executor):
-    def __init__(self, max_workers: int = 4):
+    """Separate, long-lived worker processes. ``capture_output`` (default on) stores what runs write to
+    stdout/stderr — ``print``, C extensions, child processes — in their logs instead of the terminal."""
+
+    def __init__(self, max_workers: int = 4, capture_output: bool = True):
         super().__init__(max_workers)
-        # Worker round trips are slower than threads': keep a deeper queue so each coordinator tick
-        # hands over (and records) more runs at once.
-        self.prefetch = 2 * max_workers
-        self._jobs: queue.Queue = queue.Queue()
+        self.min_prefetch = 2 * max_workers  # a round trip to a worker costs more than a thread switch
+        self.capture_output = capture_output
+        self._commands: deque[tuple[Any, ...]] = deque()
+        self._pending: deque[tuple[int, RunJob]] = deque()
         self._slots: list[_Slot] = []
-        self._canceled: set[str] = set()  # canceled before a worker picked them up
+        self._tokens = 0
+        self._startup_failures = 0
+        self._state = threading.RLock()  # slots, pending jobs: shared by the caller's and the dispatcher's threads
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._fence: Any = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
-    def start(self, on_result, resolve, pools=None) -> None:
-        self._on_result = on_result
-        self._pool_config = pools.sizes if pools is not None else {}
-        self._storage_url = pools.storage_url if pools is not None else None
-        ctx = multiprocessing.get_context("spawn")
-        self._slots = [_Slot(self, ctx, i) for i in range(self.max_workers)]
+    # -- called from the coordinator's threads ---------------------------------------------------
+    def start(self, host: ExecutorHost) -> None:
+        self._host = host
+        self._ctx = multiprocessing.get_context("spawn")
+        self._fence = self._ctx.Value("d", 0.0, lock=False)
+        self._settings = WorkerSettings(list(sys.path), os.getpid(), dict(host.pools),
+                                        host.storage_url if host.pools else None, self.capture_output)
+        self._slots = [_Slot(i) for i in range(self.max_workers)]
         for slot in self._slots:
-            slot.thread.start()
+            self._spawn(slot)
+        self._thread = threading.Thread(target=self._dispatch, name="anachron-local-dispatch", daemon=True)
+        self._thread.start()
 
-    def submit(self, job: RunJob) -> None:
-        if self._pool_config:
-            job.pools, job.storage_url = dict(self._pool_config), self._storage_url
-        self._jobs.put(job)
+    def submit(self, jobs: Sequence[RunJob]) -> None:
+        with self._state:
+            for job in jobs:
+                self._tokens += 1
+                self._pending.append((self._tokens, job))
+            spawned = self._send_jobs()
+        if spawned:  # the dispatcher must listen to the new worker's pipe
+            self._command(("listen",))
 
     def cancel(self, run_id: str) -> None:
-        if not any(slot.kill_if_running(run_id) for slot in self._slots):
-            self._canceled.add(run_id)
+        with self._state:
+            self._cancel(run_id)
+
+    def abandon(self) -> None:
+        self._command(("abandon",))
+
+    def set_lease_deadline(self, deadline: float) -> None:
+        if self._fence is not None:
+            self._fence.value = deadline
 
     def shutdown(self, wait: bool = True) -> None:
-        for _ in self._slots:
-            self._jobs.put(_STOP)
-        for slot in self._slots:
-            slot.stop()
-        if wait:
+        self._command(("stop",))
+        if wait and self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _command(self, command: tuple[Any, ...]) -> None:
+        self._commands.append(command)
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # the buffer is full of wake-ups already
+
+    # -- the dispatcher thread -------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        try:
+            while not self._stopping:
+                readable = wait_any([self._wake_r] + [s.conn for s in self._slots if s.conn is not None],
+                                    timeout=self._next_timer())
+                if self._wake_r in readable:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                results: list[RunOutcome] = []
+                with self._state:
+                    self._run_commands()
+                    for slot in self._slots:
+                        if slot.conn is not None and slot.conn in readable:
+                            self._receive(slot, results)
+                    self._check_deadlines(results)
+                    self._send_jobs()
+                if results:
+                    self._host.on_results(results)
+        finally:
             for slot in self._slots:
-                slot.thread.join(timeout=5)
+                self._stop_slot(slot)
+
+    def _run_commands(self) -> None:
+        while self._commands:
+            command = self._commands.popleft()
+            kind = command[0]
+            if kind == "abandon":
+                self._pending.clear()
+                for slot in self._slots:
+                    if slot.inflight:
+                        slot.inflight.clear()
+                        self._kill(slot, "abandon")
+            elif kind == "stop":
+                self._stopping = True
+
+    def _cancel(self, run_id: str) -> None:
+        for item in self._pending:
+            if item[1].run_id == run_id:
+                self._pending.remove(item)
+                self._host.on_results([RunOutcome.ended(item[1], CANCELED, "canceled before it started")])
+                return
+        for slot in self._slots:
+            for token, job in slot.inflight.items():
+                if job.run_id == run_id and slot.conn is not None:
+                    if slot.current.value == token:  # running: its process is killed
+                        self._kill(slot, "cancel", token)
+                    else:  # waiting in the worker: dropped there; if it starts meanwhile, killed then
+                        self._send(slot, ("cancel", run_id))
+                        slot.cancel_by[token] = time.time()
+                    return
+
+    def _receive(self, slot: _Slot, results: list[RunOutcome]) -> None:
+        try:
+            while slot.conn is not None and slot.conn.poll():
+                message = slot.conn.recv()
+                kind = message[0]
+                if kind == "results":
+                    for outcome in message[1]:
+                        self._forget(slot, outcome.run_id)
+                        self.observe(outcome.ended_at - outcome.started_at)
+                        results.append(outcome)
+                elif kind == "deadline":
+                    slot.deadline = None if message[2] is None else (message[1], message[2])
+                elif kind == "killing":
+                    slot.killing = (message[1], message[2])
+                elif kind == "ready":
+                    slot.ready = True
+                    self._startup_failures = 0
+        except (EOFError, OSError):
+            self._on_death(slot, results)
+
+    def _forget(self, slot: _Slot, run_id: str) -> None:
+        for token, job in slot.inflight.items():
+            if job.run_id == run_id:
+                del slot.inflight[token]
+                slot.cancel_by.pop(token, None)
+                return
+
+    def _on_death(self, slot: _Slot, results: list[RunOutcome]) -> None:
+        """A worker is gone: account for every job it held."""
+        process = slot.process
+        if process is not None:
+            process.join(timeout=1)
+        code = process.exitcode if process is not None else None
+        if not slot.ready and slot.kill_reason is None:
+            self._startup_failed(slot, code, results)
+            return
+        running, finished = slot.current.value, slot.done.value
+        reason = slot.killing[1] if slot.killing else slot.kill_reason
+        if reason == "cancel" and slot.kill_token != running:
+            reason = "bystander"  # the canceled job finished just before the kill: the next one was hit
+        back = []
+        for token, job in slot.inflight.items():
+            if token == running:
+                results.append(RunOutcome.ended(job, *_death_outcome(reason, code)))
+            elif token <= finished:
+                results.append(RunOutcome.ended(job, LOST, "finished, but its outcome was lost with its worker "
+                                                           f"process ({describe_exit(code)})"))
+            else:
+                back.append((token, job))
+        self._pending.extendleft(reversed(back))
+        slot.reset()
+
+    def _startup_failed(self, slot: _Slot, code: int | None, results: list[RunOutcome]) -> None:
+        """A worker died before it was ready (its process could not start, or importing the code failed).
+        Its jobs are sent again; after ``STARTUP_ATTEMPTS`` such deaths in a row they fail instead of
+        respawning workers forever."""
+        back = list(slot.inflight.items())
+        slot.reset()
+        self._startup_failures += 1
+        if self._startup_failures < STARTUP_ATTEMPTS:
+            self._pending.extendleft(reversed(back))
+            return
+        error = (f"worker processes die while starting ({describe_exit(code)}; their error is on this process's "
+                 "stderr). A module that starts runs or backfills when imported must keep that code under "
+                 "`if __name__ == \"__main__\":`")
+        for _, job in back + list(self._pending):
+            results.append(RunOutcome.ended(job, FAILED, error))
+        self._pending.clear()
+        self._startup_failures = 0  # new jobs may try again (the code may have been fixed)
+
+    def _check_deadlines(self, results: list[RunOutcome]) -> None:
+        now = time.time()
+        fence = self._fence.value
+        for slot in self._slots:
+            if slot.conn is None or not slot.inflight:
+                continue
+            running = slot.current.value
+            if 0 < fence < now - 0.5 and running:  # the worker should have stopped itself by now
+                self._kill(slot, "fence")
+            elif slot.deadline is not None and now > slot.deadline[1] + KILL_GRACE_SECONDS and running:
+                self._kill(slot, "timeout")  # the task ignored its timeout alarm (stuck in C code?)
+            elif running in slot.cancel_by and now >= slot.cancel_by[running]:
+                self._kill(slot, "cancel", running)  # canceled while queued in the worker, started meanwhile
+            else:
+                continue
+            self._receive(slot, results)  # what it sent before dying, then its death
+            if slot.conn is not None:
+                self._on_death(slot, results)
+
+    def _send_jobs(self) -> bool:
+        """Hand pending jobs to workers with room; whether a worker had to be started for them."""
+        if not self._pending:
+            return False
+        spawned = False
+        mean = self._mean_seconds
+        depth = 1 if mean is None or mean > QUEUE_TARGET_SECONDS else \
+            max(1, math.ceil(self.capacity / self.max_workers))
+        for slot in sorted(self._slots, key=lambda s: len(s.inflight)):
+            room = depth - len(slot.inflight)
+            if room <= 0 or not self._pending:
+                continue
+            if slot.conn is None:
+                self._spawn(slot)
+                spawned = True
+            batch = [self._pending.popleft() for _ in range(min(room, len(self._pending)))]
+            slot.inflight.update(batch)
+            self._send(slot, ("jobs", batch))
+        return spawned
+
+    def _send(self, slot: _Slot, message: tuple[Any, ...]) -> None:
+        try:
+            slot.conn.send(message)
+        except (OSError, BrokenPipeError):
+            pass  # it died: its pipe reports EOF to the next receive
+
+    def _next_timer(self) -> float:
+        timeout = IDLE_WAIT
+        now = time.time()
+        fence = self._fence.value
+        if fence > 0 and any(s.inflight for s in self._slots):
+            timeout = min(timeout, max(0.0, fence + 0.5 - now))
+        for slot in self._slots:
+            if slot.deadline is not None:
+                timeout = min(timeout, max(0.0, slot.deadline[1] + KILL_GRACE_SECONDS - now))
+            for at in slot.cancel_by.values():
+                timeout = min(timeout, max(0.0, at - now))
+        return timeout
+
+    # -- worker processes --------------------------------------------------------------------------
+    def _spawn(self, slot: _Slot) -> None:
+        parent_conn, child_conn = self._ctx.Pipe()
+        slot.current = self._ctx.Value("q", 0, lock=False)
+        slot.done = self._ctx.Value("q", 0, lock=False)
+        slot.process = self._ctx.Process(target=worker_main, name="anachron-worker", daemon=True,
+                                         args=(child_conn, self._settings, self._fence, slot.current, slot.done))
+        slot.process.start()
+        child_conn.close()
+        slot.conn = parent_conn
+
+    def _kill(self, slot: _Slot, reason: str, token: int | None = None) -> None:
+        slot.kill_reason, slot.kill_token = reason, token
+        if slot.process is not None and slot.process.pid is not None:
+            _kill_group(slot.process.pid)
+
+    def _stop_slot(self, slot: _Slot) -> None:
+        if slot.process is None:
+            return
+        if slot.inflight:
+            _kill_group(slot.process.pid)
+        else:
+            self._send(slot, ("stop",))
+        slot.reset()
 
 
 class _Slot:
-    """One worker process and the thread that feeds it jobs."""
+    """One worker process, as the dispatcher sees it."""
 
-    def __init__(self, executor: LocalExecutor, ctx, index: int):
-        self.executor, self.ctx = executor, ctx
-        self.process = None
-        self.conn = None
-        self.current: RunJob | None = None
-        self.killed_for: str | None = None
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.loop, name=f"anachron-local-{index}", daemon=True)
+    def __init__(self, index: int):
+        self.index = index
+        self.process: Any = None
+        self.conn: Any = None
+        self.current: Any = None
+        self.done: Any = None
+        self.inflight: OrderedDict[int, RunJob] = OrderedDict()
+        self.deadline: tuple[str, float] | None = None
+        self.cancel_by: dict[int, float] = {}
+        self.killing: tuple[str, str] | None = None
+        self.kill_reason: str | None = None
+        self.kill_token: int | None = None
+        self.ready = False
 
-    def spawn(self) -> None:
-        parent_conn, child_conn = self.ctx.Pipe()
-        self.process = self.ctx.Process(target=worker_main, args=(child_conn, list(sys.path), os.getpid()), daemon=True,
-                                        name="anachron-worker")
-        self.process.start()
-        child_conn.close()
-        self.conn = parent_conn
+    def reset(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        self.process = self.conn = None
+        self.inflight = OrderedDict()
+        self.deadline = self.killing = self.kill_reason = self.kill_token = None
+        self.cancel_by = {}
+        self.ready = False
 
-    def loop(self) -> None:
-        while True:
-            job = self.executor._jobs.get()
-            if job is _STOP:
-                return
-            if job.run_id in self.executor._canceled:
-                self.executor._canceled.discard(job.run_id)
-                now = datetime.now(timezone.utc)
-                self.executor._on_result(RunOutcome(job.run_id, job.attempt, CANCELED, "canceled before it started",
-                                                    [], {}, now, now))
-                continue
-            with self.lock:
-                self.current, self.killed_for = job, None
-                if self.process is None or not self.process.is_alive():
-                    self.spawn()
-            outcome = self.run(job)
-            with self.lock:
-                self.current = None
-            self.executor._on_result(outcome)
 
-    def run(self, job: RunJob) -> RunOutcome:
-        started = datetime.now(timezone.utc)
-        deadline: float | None = None  # of the task running now, as the worker reported it
+def _death_outcome(reason: str | None, code: int | None) -> tuple[str, str]:
+    if reason == "cancel":
+        return CANCELED, "canceled: its worker process was killed"
+    if reason == "timeout":
+        return FAILED, "a task outlived its timeout; its worker process was killed"
+    if reason in ("fence", "abandon"):
+        return LOST, "stopped: the coordinator's lease lapsed before it finished"
+    if reason == "bystander":
+        return LOST, "stopped: its worker process was killed to cancel the run before it"
+    return FAILED, f"worker process died while running the run ({describe_exit(code)})"
+
+
+def describe_exit(code: int | None) -> str:
+    """A process's end in words: ``killed by signal 9 (SIGKILL)``, ``exit code 3``."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
         try:
-            self.conn.send(job)
-            while True:
-                wait = None if deadline is None else max(0.0, deadline + KILL_GRACE_SECONDS - time.time())
-                if self.conn.poll(wait):
-                    message = self.conn.recv()
-                    if isinstance(message, tuple) and message[0] == "deadline":
-                        deadline = message[1]
-                        continue
-                    return message
-                with self.lock:  # the task outlived its timeout and the alarm did not stop it
-                    self.killed_for = f"timeout:{job.run_id}"
-                    _kill_group(self.process.pid)
-        except (EOFError, OSError, BrokenPipeError):
-            with self.lock:
-                killed = self.killed_for
-                self.process = None
-            if killed == job.run_id:
-                status, error = CANCELED, "canceled: worker process killed"
-            elif killed == f"timeout:{job.run_id}":
-                status, error = FAILED, "a task outlived its timeout; its worker process was killed"
-            else:
-                status, error = FAILED, "worker process died while running the run"
-            return RunOutcome(job.run_id, job.attempt, status, error, [], {}, started, datetime.now(timezone.utc))
-
-    def kill_if_running(self, run_id: str) -> bool:
-        with self.lock:
-            if self.current is None or self.current.run_id != run_id or self.process is None:
-                return False
-            self.killed_for = run_id
-            _kill_group(self.process.pid)
-            return True
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.process is not None and self.process.is_alive():
-                if self.current is not None:
-                    _kill_group(self.process.pid)
-                else:
-                    try:
-                        self.conn.send(_STOP)
-                    except OSError:
-                        pass
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-code} ({name})"
+    return f"exit code {code}"
 
 
 def _kill_group(pid: int) -> None:
@@ -159,52 +375,3 @@ def _kill_group(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent_pid:  # the parent died before we asked: go now
-        os._exit(1)
-
-
-def worker_main(conn, sys_path: list[str], parent_pid: int) -> None:
-    """The worker process: load workflows on demand, run jobs one at a time until told to stop."""
-    os.setsid()  # own process group, so a kill takes the run's children too
-    _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    sys.path[:] = sys_path
-    from ...runtime import execute, load_workflow
-    from ..pools import PoolGate
-
-    workflows: dict = {}
-    gates: dict = {}
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is _STOP:
-            return
-        try:
-            workflow = workflows.get(job.workflow_ref)
-            if workflow is None:
-                workflow = workflows[job.workflow_ref] = load_workflow(job.workflow_ref)
-            gate = None
-            if job.pools:
-                gate = gates.get(job.storage_url)
-                if gate is None:
-                    gate = gates[job.storage_url] = PoolGate.connect(job.storage_url, job.pools)
-            outcome = execute(job, workflow, None, gate, apply_environ=True,
-                              on_deadline=lambda at: conn.send(("deadline", at)))
-        except BaseException as exc:  # noqa: BLE001 - loading failures are the run's failure
-            now = datetime.now(timezone.utc)
-            outcome = RunOutcome(job.run_id, job.attempt, FAILED, f"{type(exc).__name__}: {exc}", [], {}, now, now)
-        outcome.result = outcome.exception = None  # they stay in the worker: only dev runs use them
-        conn.send(outcome)

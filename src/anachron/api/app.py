@@ -1,0 +1,56 @@
+"""The ``anachron server`` application: the JSON API, the web UI and the daemon's loop in one process.
+
+``create_app(repo)`` builds it around a ``CodeRepository``. While the app runs (its lifespan), the
+repository's daemon loop runs on a background thread: schedules fire, backfills created through the API
+are led here, orphans are adopted. Routes are plain functions run on the server's thread pool; each is one
+or two short storage transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..repository import CodeRepository
+from . import auth, errors, routes, triggers
+
+DESCRIPTION = """The HTTP API of anachron, a backfill-first workflow orchestrator.
+
+Bodies and answers use the Python API's names (SPEC §6). Every error answers
+`{"error": {"code", "message"}}` with a 4xx status (503 when storage is unavailable).
+With `ANACHRON_API_TOKEN` set, send `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool = True,
+               scan_seconds: float = 1.0, ui: bool = True) -> FastAPI:
+    """The ASGI app serving ``repo``. ``token``: require it on every route (see ``api.auth``); ``daemon``:
+    run the daemon's loop while the app runs; ``ui``: serve the web UI at ``/``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = repo.daemon(scan_seconds=scan_seconds) if daemon else None
+        if loop is not None:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
+    app = FastAPI(title="anachron", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.repo = repo
+    app.state.token = token
+    errors.install(app)
+    app.add_middleware(auth.Guard, token=token)
+    app.include_router(routes.router)
+    app.include_router(triggers.router)
+    if ui:
+        from ..ui import install as install_ui
+
+        install_ui(app)
+    return app

@@ -1,0 +1,85 @@
+"""``anachron server [TARGET]...``: the JSON API, the web UI and the daemon's loop in one process.
+
+It binds 127.0.0.1:8080 by default. A non-loopback address needs ``ANACHRON_API_TOKEN`` (every request
+must then carry it) unless ``--insecure`` says the network is trusted. SIGTERM or Ctrl-C stops it cleanly:
+requests in flight finish, the daemon loop stops, runs in flight are handed back (leases released), exit 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from . import target as targets
+from .common import CliError, DbOption, ModuleOption, Positionals, example, note, usage
+from .config import load_config
+from .daemon import log_to_stderr
+
+TOKEN_ENV = "ANACHRON_API_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def server(
+    positionals: Positionals = None, module: ModuleOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help=f"Listen on a non-loopback address without {TOKEN_ENV} (a trusted network only).")] = False,
+    scan: Annotated[float, typer.Option("--scan", metavar="SECONDS", min=0.05,
+                                        help="How often the daemon loop looks for work nobody leads.")] = 1.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log the engine's details too.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Serve the HTTP API (/api/v1, docs at /docs), the web UI (/) and the daemon's loop.
+
+    TARGET (Python files, YAML flows or folders of them, or -m MODULE) defines the workflows.
+    """
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and token is None and not insecure:
+        raise CliError(f"--host {host}: refusing to listen on a non-loopback address without {TOKEN_ENV} set "
+                       "(set it, or pass --insecure on a trusted network)")
+    try:
+        import uvicorn
+
+        from ..api import create_app
+    except ImportError as exc:  # pragma: no cover - the server extra is a core dependency of the CLI's install
+        raise CliError(f"anachron server needs FastAPI and uvicorn ({exc.name} is missing): "
+                       "pip install 'anachron[server]'") from None
+    config = load_config()
+    chosen = targets.pick_many(positionals, module, config)
+    with log_to_stderr(verbose):
+        with targets.repository_of(chosen, db, config) as repo:
+            app = create_app(repo, token=token, scan_seconds=scan)
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                   access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+            shown = f"[{host}]" if ":" in host else host
+            logging.getLogger("anachron.server").info(
+                "serving http://%s:%d (API /api/v1, docs /docs)%s", shown, port,
+                "" if token is None else f"; {TOKEN_ENV} required")
+            try:
+                server.run()
+            except KeyboardInterrupt:
+                pass
+            if not server.started:
+                raise CliError(f"--port {port}: could not listen on {host}:{port} (in use, or not allowed)")
+            note("server stopped: leases released")
+    sys.stdout.flush()
+    raise typer.Exit(0)
+
+
+EPILOG = example("anachron server flows.py", "anachron server flows/ --port 9000 --db postgresql+psycopg://db/prod",
+                 f"{TOKEN_ENV}=s3cret anachron server -m mypkg.flows --host 0.0.0.0")
+USAGE_LINE = usage("[TARGET]...")

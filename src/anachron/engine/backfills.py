@@ -1,0 +1,308 @@
+"""Backfills: create (from a validated ``BackfillRequest``), watch, pause, resume, cancel, rerun.
+
+Creation checks everything against the repository and freezes the plan before a single row is written;
+the coordinator of the process that leads the backfill then creates its runs a window at a time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import Workflow, priority_of
+from ..estimate import Estimate, RunDuration, combine, estimate_backfill
+from ..models import (
+    BACKFILL_PRIORITY,
+    CANCELED,
+    COMPLETED,
+    REQUESTED,
+    RERUN_OF_TAG,
+    BackfillResult,
+    BackfillStatus,
+    NotFoundError,
+)
+from ..params import encode_params
+from ..planning import (
+    BackfillPlan,
+    build_plan,
+    freeze_plan,
+    is_tick_selection,
+    resolve_keys,
+    schedule_id_of,
+    selection_spec,
+)
+from ..records import BackfillRecord, NewBackfill, Outcome
+from ..schedules import run_key_prefix
+from . import lifecycle
+from .context import EngineContext
+from .coordinator import Coordinator
+from .led import StoredRequest, rebuild_plan
+from .waiting import wait_until
+
+if TYPE_CHECKING:
+    from ..requests import BackfillRequest
+    from ..storage.session import Session
+
+
+class BackfillService:
+    def __init__(self, engine: EngineContext, coordinator: Coordinator):
+        self.engine = engine
+        self.coordinator = coordinator
+
+    # -- creating ---------------------------------------------------------------------------------
+    def create(self, request: BackfillRequest, *, block: bool = True, coordinate: bool = True) -> BackfillResult:
+        """Plan and store a backfill (or, for a dry run, only plan it)."""
+        workflows = self._targets(request)
+        if request.trigger_id is not None:
+            workflows[0].get_schedule(request.trigger_id)
+            if request.start is None:
+                raise ValueError("start: a schedule backfill needs a start")
+        selection = selection_spec(request.partition_keys, request.key_range(), request.start, request.end,
+                                   trigger_id=request.trigger_id, now=self.engine.now())
+        return self._create(request, workflows, selection, block=block, coordinate=coordinate)
+
+    def _targets(self, request: BackfillRequest) -> list[Workflow]:
+        registry = self.engine.registry
+        if request.workflow is not None:
+            return [registry.lookup(request.workflow)]
+        if request.selection is not None:
+            chosen = [registry.lookup(w, "selection") for w in request.selection]
+            return list({w.name: w for w in chosen}.values())
+        chosen = [w for w in registry.values() if w.partitions is not None]
+        if not chosen:
+            raise ValueError("workflow: no workflow given and the repository has no partitioned workflow")
+        return chosen
+
+    def _create(self, request: BackfillRequest, workflows: list[Workflow], selection: Mapping[str, Any], *,
+                block: bool, coordinate: bool, extra_tags: Mapping[str, str] | None = None) -> BackfillResult:
+        tags = {**request.tag_dict(), **(extra_tags or {})}
+        priority = priority_of(tags, BACKFILL_PRIORITY)
+        names = {w.name for w in workflows}
+        for name in request.config:
+            if name not in names:
+                raise ValueError(f"config: {name!r} is not a workflow of this backfill")
+        run_params: dict[str, str] = {}
+        for wf in workflows:
+            overrides = request.config.get(wf.name, {})
+            wf.validate_params(request.params)
+            wf.validate_params(overrides, f"config[{wf.name!r}]")
+            merged = {**request.params, **overrides}
+            wf.validate_params(merged, complete=True)
+            run_params[wf.name] = encode_params(merged)
+        storage = self.engine.storage
+        key = request.idempotency_key
+        if key is not None and not request.dry_run:
+            existing = storage.run(lambda s: s.backfill_by_idempotency_key(key), write=False)
+            if existing is not None:
+                return self.result(existing.backfill_id, block)
+        now = self.engine.now()
+        reprocess = request.reprocess
+        ticks = {w.name: resolve_keys(w, selection, now, {}) for w in workflows if is_tick_selection(w, selection)}
+
+        history: dict[str, list[RunDuration]] = {}
+
+        def read(s: Session) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], dict[str, set[str]]]:
+            if request.dry_run:  # a dry run says how long the backfill would take (anachron.estimate)
+                history.update({w.name: s.recent_run_durations(w.name) for w in workflows})
+            statuses = {}
+            if reprocess != "all":
+                statuses = {w.name: s.partition_statuses(w.name) for w in workflows if w.name not in ticks}
+                statuses.update({name: s.tick_statuses(name, keys[0], keys[len(keys) - 1])
+                                 for name, keys in ticks.items() if len(keys)})
+            taken = {}
+            for name, keys in ticks.items():
+                if len(keys):
+                    prefix = run_key_prefix(schedule_id_of(self.engine.registry[name], selection))
+                    found = s.taken_tick_keys(name, prefix + keys[0], prefix + keys[len(keys) - 1])
+                    taken[name] = {k[len(prefix):] for k in found}
+            return s.dynamic_keys(), statuses, taken
+
+        dynamic, statuses, taken = storage.run(read, write=False)
+        spec = freeze_plan(workflows, selection, request.backfill_strategy(), request.order, reprocess, now,
+                           dynamic, statuses, taken if ticks else None, resolved=ticks)
+        plan = build_plan(spec, self.engine.registry, dynamic, resolved=ticks)
+        if request.dry_run:
+            return BackfillResult(None, plan.num_partitions, plan.num_runs, "dry_run", 0, 0, 0, [], True,
+                                  plan.partition_keys, plan.groups, self._estimate(plan, history, request))
+        stored = StoredRequest(spec, request.failure_policy, encode_params(request.params),
+                               {w: encode_params(c) for w, c in request.config.items()}, run_params, tags, priority,
+                               request.max_concurrency)
+        empty = plan.num_runs == 0
+        row = NewBackfill(uuid.uuid4().hex[:16], COMPLETED if empty else REQUESTED, tuple(w.name for w in workflows),
+                          stored.to_json(), plan.num_partitions, plan.num_runs, request.max_concurrency, priority,
+                          tags, key, now.timestamp(), now.timestamp() if empty else None)
+        record = storage.run(lambda s: s.insert_backfill(row))
+        if record.backfill_id != row.backfill_id:  # the same idempotency key, submitted concurrently
+            return self.result(record.backfill_id, block)
+        if not empty and (coordinate or block):
+            self.coordinator.lead(record.backfill_id)
+        return self.result(record.backfill_id, block, plan)
+
+    def _estimate(self, plan: BackfillPlan, history: Mapping[str, Sequence[RunDuration]],
+                  request: BackfillRequest) -> Estimate:
+        """How long the planned runs would take here, from each workflow's recent runs: at most
+        ``max_concurrency`` at once, and no more than this process's executor and the queue limits allow."""
+        engine = self.engine
+        caps = {f"the executor's {engine.executor.max_workers} workers": engine.executor.max_workers}
+        if engine.limits.max_concurrent_runs is not None:
+            caps[f"max_concurrent_runs {engine.limits.max_concurrent_runs} of the run queue"] = \
+                engine.limits.max_concurrent_runs
+        parts = {}
+        for wplan in plan.workflow_plans:
+            name = wplan.workflow.name
+            own = dict(caps)
+            limit = engine.limits.workflow_limits.get(name)
+            if limit is not None:
+                own[f"max_concurrent_runs {limit} of workflow {name}"] = limit
+            parts[name] = estimate_backfill(history.get(name, ()), wplan.num_runs, request.max_concurrency,
+                                            partitions=len(wplan.keys), caps=own, workflow=name)
+        return combine(parts) if parts else estimate_backfill((), 0, request.max_concurrency, caps=caps)
+
+    def rerun(self, backfill_id: str, *, block: bool = True, dry_run: bool = False,
+              coordinate: bool = True) -> BackfillResult:
+        """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
+        from ..requests import BackfillRequest
+
+        record = self._record(backfill_id)
+        if record.status not in lifecycle.FINISHED_BACKFILL:
+            raise ValueError(f"backfill {backfill_id} is {record.status}; rerun it once it has ended (or cancel it)")
+        stored, plan = rebuild_plan(record, self.engine.registry)
+        succeeded = self.engine.storage.run(lambda s: s.succeeded_keys_of_backfill(backfill_id), write=False)
+        keys: dict[str, list[str]] = {}
+        ticks = False
+        for wplan in plan.workflow_plans:
+            ticks = ticks or wplan.is_ticks
+            keys[wplan.workflow.name] = [k for k in wplan.keys if (wplan.workflow.name, k) not in succeeded]
+        workflows = [self.engine.registry[name] for name, k in keys.items() if k] or \
+            [self.engine.registry[n] for n in keys][:1]
+        selection = {"kind": "workflow_keys", "keys": {w.name: keys[w.name] for w in workflows}, "ticks": ticks}
+        request = BackfillRequest.from_python(
+            selection=[w.name for w in workflows], strategy=None, failure_policy=stored.failure_policy,
+            max_concurrency=stored.max_concurrency,
+            tags={k: v for k, v in stored.tags.items() if k != RERUN_OF_TAG}, config=stored.decoded_config(),
+            params=stored.decoded_params(), order=stored.plan["order"], dry_run=dry_run)
+        if stored.plan.get("strategy"):
+            request = request.model_copy(update={"strategy": stored.plan["strategy"]})
+        return self._create(request, workflows, selection, block=block, coordinate=coordinate,
+                            extra_tags={RERUN_OF_TAG: backfill_id})
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _record(self, backfill_id: str) -> BackfillRecord:
+        record = self.engine.storage.run(lambda s: s.get_backfill(backfill_id), write=False)
+        if record is None:
+            raise NotFoundError(f"backfill {backfill_id!r} not found")
+        return record
+
+    def status(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
+        def read(s: Session) -> BackfillStatus | None:
+            record = s.get_backfill(backfill_id)
+            if record is None:
+                return None
+            counts = s.run_counts([backfill_id]).get(backfill_id)
+            run_ids = s.run_ids_of_backfill(backfill_id) if include_run_ids else []
+            return record.to_status(run_ids, counts.queued if counts else 0, counts.running if counts else 0)
+
+        return self.engine.storage.run(read, write=False)
+
+    def list(self, statuses: Sequence[str] = (), workflow: str | None = None, include_run_ids: bool = False,
+             limit: int | None = None, offset: int = 0) -> list[BackfillStatus]:
+        def read(s: Session) -> list[BackfillStatus]:
+            records = s.list_backfills(statuses, workflow, limit, offset)
+            counts = s.run_counts([r.backfill_id for r in records])
+            found = []
+            for r in records:
+                c = counts.get(r.backfill_id)
+                run_ids = s.run_ids_of_backfill(r.backfill_id) if include_run_ids else []
+                found.append(r.to_status(run_ids, c.queued if c else 0, c.running if c else 0))
+            return found
+
+        return self.engine.storage.run(read, write=False)
+
+    def result(self, backfill_id: str, block: bool, plan: BackfillPlan | None = None) -> BackfillResult:
+        status = self.wait(backfill_id) if block else self.status(backfill_id)
+        assert status is not None
+        if plan is None:
+            _, plan = rebuild_plan(self._record(backfill_id), self.engine.registry)
+        return BackfillResult(backfill_id, status.total_partitions, plan.num_runs, status.status,
+                              status.completed_partitions, status.failed_partitions, status.canceled_partitions,
+                              status.run_ids, False, plan.partition_keys, plan.groups)
+
+    def wait(self, backfill_id: str, timeout: float | None = None) -> BackfillStatus:
+        """Wait until a backfill has finished, taking over its coordination if its leader died."""
+        coordinator = self.coordinator
+
+        def look() -> tuple[BackfillStatus | None, str]:
+            record = self._record(backfill_id)
+            if record.status in lifecycle.FINISHED_BACKFILL and record.owner is None:
+                return self.status(backfill_id), record.status
+            return None, record.status
+
+        def between() -> None:
+            if not coordinator.leads(backfill_id):
+                coordinator.lead(backfill_id)
+
+        return wait_until(coordinator, look, what=f"backfill {backfill_id}", timeout=timeout, runs=False,
+                          between=between)
+
+    # -- control ----------------------------------------------------------------------------------
+    def pause(self, backfill_id: str) -> BackfillStatus:
+        """Stop starting new runs of the backfill; runs in flight finish."""
+        self._set_status(backfill_id, lifecycle.pause)
+        return self._status_or_raise(backfill_id)
+
+    def resume(self, backfill_id: str) -> BackfillStatus:
+        """Continue a paused backfill where it stopped."""
+        self._set_status(backfill_id, lifecycle.resume)
+        return self._status_or_raise(backfill_id)
+
+    def _set_status(self, backfill_id: str, rule: Any) -> None:
+        now = self.engine.now_ts()
+
+        def change(s: Session) -> None:
+            record = s.get_backfill(backfill_id, for_update=True)
+            if record is None:
+                raise NotFoundError(f"backfill {backfill_id!r} not found")
+            s.update_backfill(backfill_id, now=now, status=rule(backfill_id, record.status))
+
+        self.engine.storage.run(change)
+        self.coordinator.wake(control=True)
+
+    def _status_or_raise(self, backfill_id: str) -> BackfillStatus:
+        status = self.status(backfill_id)
+        if status is None:
+            raise NotFoundError(f"backfill {backfill_id!r} not found")
+        return status
+
+    def cancel(self, backfill_id: str) -> bool:
+        """Cancel: queued runs at once, running runs stopped. ``True`` when this process leads the backfill
+        and acted directly, ``False`` when the leader elsewhere acts on the marker written to storage."""
+        now = self.engine.now_ts()
+        me = self.engine.worker_id
+        leads = self.coordinator.leads(backfill_id)
+
+        def cancel(s: Session) -> lifecycle.CancelPlan | None:
+            record = s.get_backfill(backfill_id, for_update=True)
+            if record is None:
+                raise NotFoundError(f"backfill {backfill_id!r} not found")
+            if record.status not in lifecycle.ACTIVE_BACKFILL:
+                return None
+            live = s.live_worker_ids(time.time())  # leases are wall-clock time
+            plan = lifecycle.plan_cancel(s.active_runs(backfill_ids=[backfill_id]), live, me)
+            s.finish_runs([Outcome(r, CANCELED, "backfill canceled") for r in plan.finish_now], now)
+            s.request_cancel(plan.ask_owner)
+            s.update_backfill(backfill_id, now=now, status=CANCELED, cancel_requested=True)
+            if not lifecycle.leader_alive(record, live):  # nobody will end it: do it here
+                fresh = s.get_backfill(backfill_id)
+                assert fresh is not None
+                end = lifecycle.ending(fresh, canceled=True)
+                s.update_backfill(backfill_id, now=now, canceled=end.canceled, ended_at=now, owner=None)
+            return plan
+
+        plan = self.engine.storage.run(cancel)
+        if plan is None:
+            return False
+        self.coordinator.cancel_local(plan.stop_here)
+        self.coordinator.wake(control=True)
+        return leads

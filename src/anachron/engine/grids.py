@@ -1,0 +1,116 @@
+"""Reading partition grids (for the web UI and the HTTP API): one read transaction, then the arithmetic of
+``anachron.grid``.
+
+A backfill's grid costs a few index ranges however big the backfill (the runs that did not succeed, per
+cell), plus two plan look-ups per cell for the keys it covers (remembered for the next call). A workflow's
+grid reads the latest run of every key that has runs (``Session.partition_statuses``): it costs as much as
+the workflow's history.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from ..definitions import Workflow
+from ..grid import BackfillGrid, KeySpan, PartitionGrid, backfill_grid, cell_size_for, check_max_cells, partition_grid
+from ..models import FINISHED_BACKFILL_STATUSES, NotFoundError
+from ..records import BackfillRecord, GridCount, GridRun
+from .context import EngineContext
+from .led import rebuild_plan
+
+if TYPE_CHECKING:
+    from ..storage.session import Session
+
+_Read = tuple[BackfillRecord, list[GridCount], list[GridRun] | None]
+
+
+def read_backfill_grid(engine: EngineContext, backfill_id: str, max_cells: int = 2000) -> BackfillGrid:
+    """The backfill's runs in plan order as at most ``max_cells`` cells (``NotFoundError`` for an unknown id)."""
+    check_max_cells(max_cells)
+
+    def read(s: Session) -> _Read | None:
+        record = s.get_backfill(backfill_id)
+        if record is None:
+            return None
+        size = cell_size_for(record.total_runs, max_cells)
+        if size == 1:  # a cell per run: the runs themselves (at most max_cells of them), with their ids
+            return record, [], s.backfill_grid_runs(backfill_id, record.cursor, record.total_runs)
+        return record, s.backfill_grid_counts(backfill_id, size, record.cursor), None
+
+    found = engine.storage.run(read, write=False)
+    if found is None:
+        raise NotFoundError(f"backfill {backfill_id!r} not found")
+    record, counts, runs = found
+    return backfill_grid(record.backfill_id, record.status, record.total_runs, record.cursor,
+                         record.status in FINISHED_BACKFILL_STATUSES, max_cells, counts, runs,
+                         _key_span(record, engine, cell_size_for(record.total_runs, max_cells)))
+
+
+#: the key spans of recently shown backfills, (storage, backfill, cell size) → (the plan's ``key_span``, the
+#: spans looked up): a backfill's plan never changes, and a page showing one polls it (the look-ups are
+#: most of a big grid's Python time). Entries are small: two keys per cell.
+_SPANS: OrderedDict[tuple[str, str, int], tuple[KeySpan, dict[int, tuple[str, str] | None]]] = OrderedDict()
+_SPANS_KEPT = 16
+_spans_lock = threading.Lock()
+
+
+def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> KeySpan | None:
+    """A planned run's first and last key, from the plan rebuilt from its spec (cheap: the plan is lazy),
+    remembered per backfill; ``None`` when it cannot be rebuilt (a workflow no longer defined, a changed
+    definition)."""
+    slot = (engine.storage_handle.url, record.backfill_id, cell_size)
+    with _spans_lock:
+        kept = _SPANS.get(slot)
+        if kept is not None:
+            _SPANS.move_to_end(slot)
+    if kept is None:
+        try:
+            _, plan = rebuild_plan(record, engine.registry)
+        except (ValueError, LookupError, TypeError):  # planning.PlanChanged is a ValueError
+            return None
+        if plan.num_runs != record.total_runs:
+            return None
+        kept = (plan.key_span, {})
+        with _spans_lock:
+            _SPANS[slot] = kept
+            while len(_SPANS) > _SPANS_KEPT:
+                _SPANS.popitem(last=False)
+    span, seen = kept
+
+    def remembered(index: int) -> tuple[str, str] | None:
+        try:
+            return seen[index]
+        except KeyError:
+            found = seen[index] = span(index)
+            return found
+
+    return remembered
+
+
+def read_partition_grid(engine: EngineContext, workflow: Workflow, max_cells: int = 2000) -> PartitionGrid:
+    """A workflow's partition keys in key order as at most ``max_cells`` cells of ``partition_status``
+    counts. Reads the latest run of every key with runs (the database aggregates; Python sees one row per
+    such key): proportional to the workflow's history, not to ``max_cells``."""
+    check_max_cells(max_cells)
+    name = workflow.name
+    if workflow.partitions is None:  # keys only as runs name them
+        statuses = engine.storage.run(lambda s: s.partition_statuses(name), write=False)
+        ordered = sorted(statuses)
+        positions = {k: i for i, k in enumerate(ordered)}
+        return partition_grid(name, ordered, statuses, max_cells, positions.get)
+
+    def read(s: Session) -> tuple[dict[str, list[str]], dict[str, str]]:
+        return s.dynamic_keys(), s.partition_statuses(name)
+
+    dynamic, statuses = engine.storage.run(read, write=False)
+    keys = workflow.partitions.get_partition_keys(engine.now(), dynamic)
+
+    def index_of(key: str) -> int | None:
+        try:
+            return keys.index(key)
+        except ValueError:  # a key of an earlier definition: not in the grid
+            return None
+
+    return partition_grid(name, keys, statuses, max_cells, index_of)

@@ -1,0 +1,60 @@
+"""Run rows into executor jobs, and the time span a run covers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from ..definitions import Workflow
+from ..loading import ref_of
+from ..params import decode_params
+from ..partitions import MultiPartitions, PartitionsDefinition, TimeWindowPartitions
+from ..records import RunRecord
+from ..runtime import RunJob
+
+_RUN_ID_PREFIX = os.urandom(8).hex()
+_RUN_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def new_run_id() -> str:
+    """A new run id: 32 hex digits, 64 random bits of this process then a counter (unique without a
+    system call per id; ``next`` on a counter is atomic under the GIL)."""
+    return f"{_RUN_ID_PREFIX}{next(_RUN_ID_COUNTER):016x}"
+
+
+def partition_window(workflow: Workflow, keys: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """The time span a run's keys cover (first and last key, either order), or ``None``."""
+    pdef = workflow.partitions
+    if pdef is None or not keys or not pdef.is_time_based:
+        return None
+    first = pdef.time_window(keys[0])
+    last = first if len(keys) == 1 else pdef.time_window(keys[-1])
+    return (min(first.start, last.start), max(first.end, last.end))
+
+
+def partition_timezone(pdef: PartitionsDefinition) -> ZoneInfo:
+    """The timezone of a time-based partitions definition (its time dimension's, for multi)."""
+    if isinstance(pdef, MultiPartitions) and pdef.time_dimension_name is not None:
+        pdef = pdef.dimensions[pdef.time_dimension_name]
+    if not isinstance(pdef, TimeWindowPartitions):
+        raise TypeError(f"{pdef!r} is not time-based")
+    return ZoneInfo(pdef.timezone)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def job_from_record(workflow: Workflow, run: RunRecord, log_limit: int) -> RunJob:
+    window = None
+    if run.window_start is not None and run.window_end is not None and workflow.partitions is not None:
+        tz = partition_timezone(workflow.partitions)
+        window = (_utc(run.window_start).astimezone(tz), _utc(run.window_end).astimezone(tz))
+    logical = _utc(run.logical_time) if run.logical_time is not None else datetime.now(timezone.utc)
+    scheduled = _utc(run.scheduled_time) if run.scheduled_time is not None else None
+    return RunJob(run.run_id, run.attempt, ref_of(workflow), run.keys, window, logical, scheduled,
+                  decode_params(run.params), dict(run.tags), run.backfill_id, dict(run.environ), log_limit)
+

@@ -1,0 +1,172 @@
+"""A backfill as the process leading it holds it: the stored request, the rebuilt plan, and the factory
+of its next runs (created a window at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+from ..definitions import WorkflowRegistry
+from ..loading import ref_of
+from ..models import BACKFILL_TAG, QUEUED
+from ..params import decode_params, encode_params
+from ..planning import BackfillPlan, PlannedRun, build_plan, run_idempotency_key
+from ..records import BackfillRecord, NewRun, WorkflowRef
+from ..runtime import RunJob
+from ..storage.codec import dumps
+from .jobs import new_run_id, partition_timezone
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """What a backfill keeps of its request: the frozen plan and the rules its runs follow."""
+
+    plan: Mapping[str, Any]  # planning.freeze_plan's spec
+    failure_policy: str
+    params: str  # encoded (anachron.params): for every run
+    config: Mapping[str, str]  # workflow → encoded overrides
+    run_params: Mapping[str, str]  # workflow → the encoded params its runs get
+    tags: Mapping[str, str]
+    priority: int
+    max_concurrency: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plan": self.plan, "failure_policy": self.failure_policy, "params": self.params,
+                "config": dict(self.config), "run_params": dict(self.run_params), "tags": dict(self.tags),
+                "priority": self.priority, "max_concurrency": self.max_concurrency}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StoredRequest:
+        params = data.get("params") or {}
+        config = data.get("config") or {}
+        if isinstance(params, dict):  # stored by anachron 0.1: plain JSON values
+            params = encode_params(params)
+        config = {w: encode_params(v) if isinstance(v, dict) else v for w, v in config.items()}
+        run_params = data.get("run_params")
+        if run_params is None:
+            base = decode_params(params)
+            run_params = {w: encode_params({**base, **decode_params(config.get(w))})
+                          for w in data["plan"]["workflows"]}
+        return cls(data["plan"], data.get("failure_policy", "continue"), params, config, run_params,
+                   dict(data.get("tags") or {}), int(data["priority"]), int(data["max_concurrency"]))
+
+    def decoded_params(self) -> dict[str, Any]:
+        return decode_params(self.params)
+
+    def decoded_config(self) -> dict[str, dict[str, Any]]:
+        return {w: decode_params(v) for w, v in self.config.items()}
+
+
+def rebuild_plan(record: BackfillRecord, registry: WorkflowRegistry,
+                 dynamic: Mapping[str, list[str]] | None = None) -> tuple[StoredRequest, BackfillPlan]:
+    """The stored request and its plan, rebuilt exactly (``planning.PlanChanged`` when it cannot be)."""
+    stored = StoredRequest.from_json(record.request)
+    return stored, build_plan(stored.plan, registry, dynamic or {})
+
+
+#: runs of a backfill created ahead of those that may start (see ``LedBackfill.window``)
+QUEUED_AHEAD = 16
+
+#: per workflow of a backfill: params (JSON, decoded), tags (JSON, dict), its reference, its windows' timezone
+_Shared = tuple[str, str, Mapping[str, Any], dict[str, str], WorkflowRef, tzinfo]
+
+
+@dataclass
+class LedBackfill:
+    """A backfill this process leads. ``cursor`` and ``active`` mirror storage between refreshes."""
+
+    record: BackfillRecord
+    stored: StoredRequest
+    plan: BackfillPlan
+    cursor: int = 0
+    active: int = 0  # its runs this process created or took over that have not finished
+    jobs: dict[str, RunJob] = field(default_factory=dict)  # created, not yet started: their jobs, ready
+    _shared: dict[str, _Shared] = field(default_factory=dict)  # per workflow: what all its runs share
+
+    @property
+    def backfill_id(self) -> str:
+        return self.record.backfill_id
+
+    def window(self, capacity: int) -> int:
+        """How many of its runs may exist unfinished at once: as many as may run (its ``max_concurrency``, at
+        most what the executor takes) and a few queued behind them — visible to other processes sharing
+        the queue, and ready for the next start."""
+        return min(self.record.max_concurrency, capacity) + QUEUED_AHEAD
+
+    def refill(self, capacity: int) -> int:
+        """How many runs to create now: enough to fill the window, once that is at least ``QUEUED_AHEAD``
+        (or all that is left): fewer, larger batches — one statement and one bulk key slice each."""
+        room = min(self.window(capacity) - self.active, self.record.total_runs - self.cursor)
+        return room if room >= min(QUEUED_AHEAD, self.record.total_runs - self.cursor) and room > 0 else 0
+
+    def tags_of(self, workflow: str) -> dict[str, str]:
+        """The tags of this backfill's runs of ``workflow`` (after ``next_runs`` built some)."""
+        return self._shared[workflow][3]
+
+    def next_runs(self, count: int, registry: WorkflowRegistry, owner: str, now: float,
+                  log_limit: int) -> list[NewRun]:
+        """The next ``count`` planned runs as rows (their jobs kept in ``jobs`` for when they start), each
+        with its ``plan_index`` (from the cursor on: written with the cursor it moved, or not at all)."""
+        planned = list(self.plan.runs(self.cursor, self.cursor + count))
+        windows = self._windows(planned, registry)
+        plan_now = datetime.fromisoformat(self.stored.plan["now"])
+        priority, backfill_id = self.stored.priority, self.backfill_id
+        rows = []
+        for index, run in enumerate(planned, self.cursor):
+            params_json, tags_json, params, tags, ref, zone = self._shared_of(run.workflow, registry)
+            keys = run.keys
+            bounds = windows.get(run)
+            window = None
+            if run.scheduled_time is not None:
+                logical = run.scheduled_time
+                row_keys: tuple[str, ...] = ()
+            elif bounds is not None:
+                window = (datetime.fromtimestamp(bounds[0], zone), datetime.fromtimestamp(bounds[1], zone))
+                logical, row_keys = window[1], keys
+            else:
+                logical, row_keys = plan_now, keys
+            run_id = new_run_id()
+            rows.append(NewRun(
+                run_id, run.workflow, QUEUED, row_keys, params_json, tags_json, priority, backfill_id,
+                run.shared_key or run_idempotency_key(backfill_id, keys), 1, logical.timestamp(),
+                bounds[0] if bounds else None,
+                bounds[1] if bounds else None, run.scheduled_time.timestamp() if run.scheduled_time else None, now,
+                None, "{}", owner, plan_index=index))
+            # params decoded per run: a run that changes a list it was given must not change its neighbours'
+            self.jobs[run_id] = RunJob(run_id, 1, ref, row_keys, window, logical, run.scheduled_time,
+                                       decode_params(params_json) if params else {}, tags, backfill_id, {},
+                                       log_limit)
+        return rows
+
+    @staticmethod
+    def _windows(planned: list[PlannedRun], registry: WorkflowRegistry) -> dict[PlannedRun, tuple[float, float]]:
+        """Each partition run's time span (from its first key's start to its last key's end), computed in
+        bulk per workflow."""
+        spans: dict[PlannedRun, tuple[float, float]] = {}
+        by_workflow: dict[str, list[PlannedRun]] = {}
+        for run in planned:
+            if run.scheduled_time is None and run.keys:
+                by_workflow.setdefault(run.workflow, []).append(run)
+        for name, runs in by_workflow.items():
+            pdef = registry[name].partitions
+            if pdef is None or not pdef.is_time_based:
+                continue
+            firsts = pdef.window_bounds([r.keys[0] for r in runs])
+            lasts = firsts if all(len(r.keys) == 1 for r in runs) else pdef.window_bounds([r.keys[-1] for r in runs])
+            for run, first, last in zip(runs, firsts, lasts):
+                spans[run] = (min(first[0], last[0]), max(first[1], last[1]))
+        return spans
+
+    def _shared_of(self, name: str, registry: WorkflowRegistry) -> _Shared:
+        shared = self._shared.get(name)
+        if shared is None:
+            workflow = registry[name]
+            params_json = self.stored.run_params[name]
+            tags = {**workflow.tags, **self.stored.tags, BACKFILL_TAG: self.backfill_id}
+            pdef = workflow.partitions
+            zone = partition_timezone(pdef) if pdef is not None and pdef.is_time_based else timezone.utc
+            shared = self._shared[name] = (params_json, dumps(tags), decode_params(params_json), tags,
+                                           ref_of(workflow), zone)
+        return shared

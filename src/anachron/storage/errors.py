@@ -1,0 +1,47 @@
+"""Storage errors: what the user sees, and which database errors are worth retrying."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """A storage problem worth one clear line to the user (no SQL, no traceback)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database kept failing with transient errors (locked, connection lost) for longer than allowed."""
+
+
+class StorageRejected(StorageError):
+    """The database refused a write for good (a constraint, a value it cannot store): retrying cannot help."""
+
+
+class SavepointNeeded(StorageError):
+    """A refusal inside ``Session.savepoint(lazy=True)``, which set no savepoint: the whole transaction is
+    lost. Run it again with ``lazy=False`` to undo only the part at fault."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error may go away by itself (retry) rather than repeat (report)."""
+    from sqlalchemy import exc as sa_exc
+
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    name = getattr(orig, "sqlite_errorname", None)
+    if name is not None:  # SQLite: only a busy or locked database clears up by itself
+        return bool(name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")))
+    state = getattr(orig, "sqlstate", None) or ""
+    # PostgreSQL: connection exceptions, transaction rollbacks (serialization, deadlock), resources,
+    # operator intervention (admin shutdown, cannot connect now)
+    if state.startswith(("08", "40", "53", "57P")):
+        return True
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) and not state
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error in one line, without the SQL statement SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return (text[0] if text else type(orig).__name__).strip()

@@ -1,0 +1,108 @@
+"""Partition grids as the page draws them: one small element per cell, a class per status, a title.
+
+``anachron.grid`` gives the cells (one per run or key while they fit, aggregated beyond); this module
+only words them. A page of a million-partition backfill draws at most ``MAX_CELLS`` cells, each a single
+``<i>`` (or, for a cell that is one run, an ``<a>`` to that run) of well under 120 bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from ..grid import BackfillGrid, GridCell, PartitionGrid
+from . import view
+
+#: At most this many cells in a grid (the grid module aggregates beyond it).
+MAX_CELLS = 2000
+#: The order statuses are listed in (a legend, a title).
+ORDER = ("success", "failed", "running", "queued", "canceled", "pending", "missing")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    css: str
+    title: str
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What the grid partial draws. ``unit``: what a position is (``run`` or ``partition``)."""
+
+    cells: Sequence[Cell]
+    counts: Sequence[tuple[str, int]]
+    total: int
+    cell_size: int
+    unit: str
+
+    @property
+    def aggregated(self) -> bool:
+        return self.cell_size > 1
+
+    def html(self) -> Markup:
+        """The cells' markup (built here rather than in a template loop: it is the page's hot part)."""
+        parts = []
+        for c in self.cells:
+            title = escape(c.title)
+            if c.href is not None:
+                parts.append(f'<a href="{escape(c.href)}" tabindex="-1" class="{escape(c.css)}" title="{title}"></a>')
+            else:
+                parts.append(f'<i class="{escape(c.css)}" title="{title}"></i>')
+        return Markup("".join(parts))
+
+
+def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    known = [(s, counts[s]) for s in ORDER if counts.get(s)]
+    return known + sorted((s, n) for s, n in counts.items() if n and s not in ORDER)
+
+
+def _keys(cell: GridCell) -> str | None:
+    if cell.first_key is None:
+        return None
+    if cell.last_key is None or cell.last_key == cell.first_key:
+        return cell.first_key
+    return f"{cell.first_key} … {cell.last_key}"
+
+
+def _tally(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} {view.label(s)}" for s, n in ordered_counts(counts))
+
+
+def _title(cell: GridCell, unit: str) -> str:
+    keys = _keys(cell)
+    if cell.size == 1:
+        where = keys if keys is not None else f"{unit} {cell.first_index + 1:,}"
+        return f"{where}: {view.label(cell.status)}"
+    where = keys if keys is not None else f"{unit}s {cell.first_index + 1:,}–{cell.last_index + 1:,}"
+    return f"{where}: {cell.size:,} {unit}s — {_tally(cell.counts)}"
+
+
+def backfill_cells(grid: BackfillGrid) -> Grid:
+    """A backfill's runs in plan order; a one-run cell links to its run."""
+    unit = "run"
+    cells = [Cell(cell.status, _title(cell, unit), f"/runs/{cell.run_id}" if cell.run_id else None)
+             for cell in grid.cells]
+    return Grid(cells, ordered_counts(grid.counts), grid.total, grid.cell_size, unit)
+
+
+def partition_cells(grid: PartitionGrid, zoom_href: str | None = None) -> Grid:
+    """A workflow's keys in key order; an aggregated cell links to ``zoom_href`` + its index (its keys one
+    by one)."""
+    unit = "partition"
+    cells = [Cell(cell.status, _title(cell, unit),
+                  f"{zoom_href}{i}" if zoom_href is not None and cell.size > 1 else None)
+             for i, cell in enumerate(grid.cells)]
+    return Grid(cells, ordered_counts(grid.counts), grid.total, grid.cell_size, unit)
+
+
+def status_cells(statuses: Mapping[str, str]) -> Grid:
+    """A page of ``partition_status`` (key → status), one cell per key."""
+    counts: dict[str, int] = {}
+    cells = []
+    for key, status in statuses.items():
+        counts[status] = counts.get(status, 0) + 1
+        cells.append(Cell(status, f"{key}: {view.label(status)}"))
+    return Grid(cells, ordered_counts(counts), len(cells), 1, "partition")

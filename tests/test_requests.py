@@ -1,0 +1,71 @@
+"""The backfill request as one value: its JSON form (SPEC §6) and the JSON schema the HTTP API publishes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import anachron as ac
+from anachron.requests import BackfillRequest, RequestError
+
+SPEC_BODIES = [
+    {"workflow": "etl", "partition_keys": ["2024-01-01", "2024-01-02"]},
+    {"workflow": "etl", "partition_range": {"from": "2024-01-01", "to": "2024-01-31"}, "strategy": {"batched": 7}},
+    {"workflow": "regional", "partition_range": {"dimensions": {"date": {"from": "2024-01-01", "to": "2024-01-03"},
+                                                                "region": ["us", "eu"]}},
+     "strategy": {"per_dimension": {"multi_run": ["region"], "single_run": ["date"]}}},
+    {"workflow": "etl", "start": "2024-01-01", "end": "2024-03-31T12:00:00Z", "strategy": "single_run",
+     "tags": [{"key": "team", "value": "data"}], "params": {"sleep": 0.5}, "max_concurrency": 8,
+     "failure_policy": "stop_on_failure", "reprocess": "missing", "order": "newest_first",
+     "idempotency_key": "k1", "dry_run": True},
+    {"selection": ["etl", "report"], "strategy": "multi_run", "config": {"etl": {"rows": 3}}},
+]
+
+
+def test_the_published_schema_describes_every_field_and_the_json_forms():
+    schema = BackfillRequest.model_json_schema()
+    json.dumps(schema)  # publishable as is
+    assert set(schema["properties"]) == set(BackfillRequest.model_fields)
+    assert schema["additionalProperties"] is False
+    key_range = schema["$defs"]["KeyRange"]
+    assert set(key_range["required"]) == {"from", "to"}  # the JSON names, not the Python ones
+    strategy = schema["properties"]["strategy"]["anyOf"]
+    assert {"enum": ["multi_run", "single_run"]} in strategy
+    shapes = {tuple(branch.get("required", ())) for branch in strategy}
+    assert {("batched",), ("per_dimension",)} <= shapes
+    assert schema["properties"]["failure_policy"]["enum"] == ["continue", "stop_on_failure"]
+    assert schema["properties"]["reprocess"]["enum"] == ["all", "failed_and_missing", "missing"]
+
+
+@pytest.mark.parametrize("body", SPEC_BODIES)
+def test_spec_bodies_validate_and_round_trip_through_json(body):
+    request = BackfillRequest.parse(body)
+    again = BackfillRequest.parse(json.loads(request.model_dump_json(by_alias=True)))
+    assert again == request
+
+
+def test_the_python_api_and_json_build_the_same_request():
+    python = BackfillRequest.from_python(
+        "etl", partition_range=ac.PartitionKeyRange.single("2024-01-01", "2024-01-31"),
+        strategy=ac.BackfillStrategy.batched(7))
+    assert python == BackfillRequest.parse(SPEC_BODIES[1])
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    ({"workflow": "etl", "max_concurrency": 0}, "max_concurrency: "),
+    ({"workflow": "etl", "strategy": {"batched": 0}}, "strategy"),
+    ({"workflow": "etl", "strategy": "sometimes"}, "strategy"),
+    ({"workflow": "etl", "partition_range": {"from": "a"}}, "partition_range"),
+    ({"workflow": "etl", "tags": [{"key": "", "value": "x"}]}, "tags"),
+    ({"workflow": "etl", "surprise": 1}, "surprise"),
+    ({"workflow": "etl", "selection": ["etl"]}, "selection: "),
+    ({"workflow": "etl", "partition_keys": ["a"], "start": "2024-01-01"}, "selection: "),
+    ({"workflow": "etl", "end": "2024-01-01"}, "start: "),
+    ({"workflow": "etl", "start": "yesterday"}, "start: "),
+])
+def test_bad_bodies_are_refused_naming_the_field(body, named):
+    with pytest.raises(RequestError) as caught:
+        BackfillRequest.parse(body)
+    message = str(caught.value)
+    assert named in message and "\n" not in message, message

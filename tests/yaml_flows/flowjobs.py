@@ -1,0 +1,23 @@
+"""Python callables used by the YAML flows in this folder (imported with the folder on sys.path)."""
+
+import anachron as ac
+
+
+def load(day: str, region: str) -> str:
+    ac.context().log.info("loading %s for %s", day, region)
+    return f"{region}:{day}"
+
+
+@ac.task
+def typed(n, ratio, flag, day, when):
+    return {"n": n, "ratio": ratio, "flag": flag, "day": day, "when": when}
+
+
+@ac.workflow
+def py_workflow(day: str, times: int = 1):
+    ac.context().log.info("python workflow for %s x%s", day, times)
+    return [day] * times
+
+
+def explode(**kwargs):
+    raise RuntimeError("boom from flowjobs.explode")
