@@ -143,7 +143,71 @@ def measure_latency() -> dict:
             "p99_s": delays[min(len(delays) - 1, int(len(delays) * 0.99))], "max_s": delays[-1]}
 
 
-CASES = {"evaluate": measure_evaluate, "dryrun": measure_dryrun, "idle": measure_idle, "latency": measure_latency}
+def measure_fleet() -> dict:
+    """Three daemons on one fresh PostgreSQL database with 1,000 ``* * * * *`` schedules for
+    ``ANACHRON_BENCH_FLEET_MINUTES`` (5) real minutes; the schedule leader is SIGKILLed after half of it.
+    Counts the ticks of every schedule: each minute from the first to the last once, none twice."""
+    import signal
+    import uuid
+    from collections import Counter
+
+    from sqlalchemy import create_engine, text
+
+    import anachron as ac
+
+    minutes = int(os.environ.get("ANACHRON_BENCH_FLEET_MINUTES", "5"))
+    admin_url = os.environ.get("ANACHRON_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"anachron_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "ANACHRON_DATABASE_URL": url}
+            flows = _flows(tmp, 1000, "* * * * *")
+            subprocess.run([ANACHRON, "db", "upgrade"], env=env, cwd=tmp, check=True, capture_output=True)
+            procs = [subprocess.Popen([ANACHRON, "daemon", flows], env=env, cwd=tmp, stderr=subprocess.DEVNULL)
+                     for _ in range(3)]
+            db = create_engine(url)
+            killed_at = None
+            try:
+                start = time.time()
+                time.sleep(minutes * 30)
+                with db.connect() as conn:
+                    leader = conn.execute(text(
+                        "SELECT w.pid FROM anachron_leaders l JOIN anachron_workers w ON w.worker_id = l.holder "
+                        "WHERE l.name LIKE 'schedules:%'")).scalar()
+                victim = next(p for p in procs if p.pid == leader)
+                victim.send_signal(signal.SIGKILL)
+                killed_at = time.time() - start
+                time.sleep(max(0.0, start + minutes * 60 - time.time()))
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(30)
+                db.dispose()
+            repo = ac.CodeRepository([], storage=url, executor=ac.InProcessExecutor(1))
+            runs = repo.list_runs(limit=None)
+            repo.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    per_schedule: dict[str, list[float]] = {}
+    for r in runs:
+        per_schedule.setdefault(r.workflow, []).append(r.scheduled_time.timestamp())
+    ticks = sorted({t for times in per_schedule.values() for t in times})
+    duplicated = sum(n - 1 for times in per_schedule.values() for n in Counter(times).values())
+    missed = sum(len(ticks) - len(set(times)) for times in per_schedule.values())  # a tick some schedule lacks
+    gaps = sum(1 for a, b in zip(ticks, ticks[1:]) if b - a != 60)
+    return {"schedules": len(per_schedule), "ticks": len(ticks), "runs": len(runs), "duplicated": duplicated,
+            "missed": missed, "gaps_between_ticks": gaps, "leader_killed_at_s": killed_at}
+
+
+CASES = {"evaluate": measure_evaluate, "dryrun": measure_dryrun, "idle": measure_idle, "latency": measure_latency,
+         "fleet": measure_fleet}
 
 
 def main(argv: list[str]) -> None:

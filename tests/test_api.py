@@ -74,7 +74,8 @@ def wait_backfill(client: httpx.Client, backfill_id: str, statuses: tuple[str, .
 
     def done() -> bool:
         last.update(ok(client.get(f"{API}/backfills/{backfill_id}")))
-        return last["status"] in statuses
+        final = last["status"] not in FINISHED or last["ended_at"] is not None  # counts final once ended
+        return last["status"] in statuses and final
 
     assert wait_for(done, timeout, step=0.05), last
     return last

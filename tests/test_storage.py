@@ -304,3 +304,50 @@ def test_transient_errors_are_retried_then_reported(storage):
         storage.run(lambda s: (_ for _ in ()).throw(_locked()), patience=0.2)
     with pytest.raises(ZeroDivisionError):  # not a storage hiccup: reported at once
         storage.run(lambda s: 1 / 0)
+
+
+# -- leaders and the claim lock -------------------------------------------------------------------------
+def test_one_leader_per_duty_until_its_lease_lapses(storage):
+    for worker, expires in (("a", NOW + 10), ("b", NOW + 100)):
+        write(storage, lambda s, w=worker, e=expires: s.register_worker(w, "host", 1, NOW, e))
+    assert write(storage, lambda s: s.lead("schedules:x", "a", NOW)) is True
+    assert write(storage, lambda s: s.lead("schedules:x", "b", NOW + 1)) is False  # a's lease lives
+    assert write(storage, lambda s: s.lead("schedules:y", "b", NOW + 1)) is True  # another duty
+    assert write(storage, lambda s: s.lead("schedules:x", "a", NOW + 5)) is True  # kept, since unchanged
+    assert read(storage, lambda s: s.leader_of("schedules:x")) == ("a", NOW)
+    assert write(storage, lambda s: s.lead("schedules:x", "b", NOW + 11)) is True  # a's lease lapsed
+    assert read(storage, lambda s: s.leader_of("schedules:x")) == ("b", NOW + 11)
+    assert write(storage, lambda s: s.lead("schedules:x", "a", NOW + 11)) is False  # b's lease lives
+    write(storage, lambda s: s.resign("schedules:x", "a"))  # not the holder: nothing happens
+    assert read(storage, lambda s: s.leader_of("schedules:x")) == ("b", NOW + 11)
+    write(storage, lambda s: s.resign("schedules:x", "b"))
+    assert read(storage, lambda s: s.leader_of("schedules:x")) is None
+    assert write(storage, lambda s: s.lead("schedules:x", "a", NOW + 12)) is True  # nobody holds it: granted
+
+
+def test_the_claim_lock_never_waits(storage):
+    """PostgreSQL: a claimer finds the lock held (SKIP LOCKED) instead of queueing behind the holder.
+    SQLite: the write transaction is the lock (a second writer cannot even begin), so it is always held."""
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(s):
+        assert s.lock_queue() is True
+        holding.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=write, args=(storage, hold))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        if storage.url.startswith("postgresql"):
+            import time
+
+            started = time.monotonic()
+            assert write(storage, lambda s: s.lock_queue()) is False
+            assert time.monotonic() - started < 1
+    finally:
+        release.set()
+        holder.join()
+    assert write(storage, lambda s: s.lock_queue()) is True

@@ -4,6 +4,7 @@ from .clock import LogicalTimeError, now, time
 from .context import RunCanceled, RunContext, context
 from .definitions import Task, Workflow, task, workflow
 from .dev import DevContext, RunFailed, create_context
+from .engine.executors.dask import DaskExecutor
 from .engine.executors.inprocess import InProcessExecutor
 from .engine.executors.local import LocalExecutor
 from .estimate import Estimate
@@ -37,7 +38,8 @@ from .strategies import BackfillStrategy
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DevContext",
+    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DaskExecutor",
+    "DevContext",
     "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
     "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
     "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "ScheduleStatus", "StaticPartitions",

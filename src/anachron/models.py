@@ -87,7 +87,9 @@ class BackfillStatus:
 
     @property
     def is_finished(self) -> bool:
-        return self.status in FINISHED_BACKFILL_STATUSES
+        """Ended, with final counts: a canceled backfill is ``canceled`` at once, but its leader stops its
+        running runs and counts what will never run before it sets ``ended_at``."""
+        return self.status in FINISHED_BACKFILL_STATUSES and self.ended_at is not None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ and backfill services, which do the work; every method here is a thin, typed doo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .clock import wall_clock
@@ -38,6 +38,8 @@ from .partitions import DynamicPartitions
 from .records import RunFilter
 from .storage import Storage, default_url, is_memory_url, normalize_url
 from .strategies import BackfillStrategy
+
+PRUNE_BATCH = 5_000  # runs deleted per transaction: a big prune never holds one long write transaction
 
 
 class CodeRepository:
@@ -301,6 +303,23 @@ class CodeRepository:
         (a background thread) or ``.step()`` (one evaluation, for tests). It fires schedules, leads the
         backfills nobody leads and adopts runs whose process is gone."""
         return Daemon(self._engine, self._coordinator, scan_seconds)
+
+    # -- administration ---------------------------------------------------------------------------
+    def prune(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Delete the runs that finished more than ``older_than`` ago, with their logs, except each
+        partition key's latest run (so ``partition_status`` stays true); queued and running runs stay.
+        Returns how many were deleted (with ``dry_run``, how many would be, deleting nothing)."""
+        if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise ValueError(f"older_than: must be a positive timedelta, got {older_than!r}")
+        before = self._engine.now_ts() - older_than.total_seconds()
+        if dry_run:
+            return self.storage.run(lambda s: s.count_prunable(before), write=False)
+        pruned = 0
+        while True:
+            batch = len(self.storage.run(lambda s: s.prune_runs(before, PRUNE_BATCH)))
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,8 +1,9 @@
-"""``anachron check`` (wall-clock reads in tasks and workflows) and ``anachron db upgrade``."""
+"""``anachron check`` (wall-clock reads in tasks and workflows), ``anachron db upgrade`` and ``db prune``."""
 
 from __future__ import annotations
 
 import importlib.util
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -79,7 +80,8 @@ def _module_path(name: str) -> str:
     return str(origin.parent if origin.name == "__init__.py" else origin)
 
 
-db_app = typer.Typer(no_args_is_help=True, help="The database: schema migrations.", rich_markup_mode="rich",
+db_app = typer.Typer(no_args_is_help=True, help="The database: schema migrations, pruning old runs.",
+                     rich_markup_mode="rich",
                      epilog=example("anachron db upgrade --db sqlite:///.anachron/anachron.db", target=False))
 
 
@@ -111,6 +113,66 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
         write_json({"database": shown, "revision": revision, "head": HEAD_REVISION})
     else:
         echo(f"{shown}: schema at revision {revision}" + (" (head)" if revision == HEAD_REVISION else ""))
+
+
+@db_app.command(cls=usage(""), epilog=example(
+    "anachron db prune --older-than 90d --dry-run  # count what would go",
+    "anachron db prune --older-than 12w --db postgresql+psycopg://me@db/anachron", target=False))
+def prune(
+    older_than: Annotated[Optional[str], typer.Option(
+        "--older-than", metavar="AGE", show_default=False,
+        help="Prune runs that finished longer ago than this: Nd, Nh, Nm or Nw (days, hours, minutes, weeks); "
+             "required.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the runs that would go; delete nothing.")] = False,
+    db: DbOption = None, output: OutputOption = Output.text,
+) -> None:
+    """Delete finished runs older than --older-than, with their logs, keeping each partition's latest run.
+
+    A partition key's latest run (the newest that finished and was not canceled) stays however old it is,
+    so partition status stays true; queued and running runs are never touched. Runs without partitions and
+    canceled runs go once old. Deletes in batches of 5,000 runs per transaction. The database as for
+    `db upgrade`.
+    """
+    from ..repository import CodeRepository
+    from ..storage import DEFAULT_URL
+
+    if output is Output.json:
+        guard()
+    age = _age(older_than)
+    now = datetime.now(timezone.utc)
+    try:
+        before = now - age
+    except OverflowError:
+        raise CliError(f"--older-than {older_than!r}: reaches back before year 1") from None
+    config = load_config()
+    chosen = targets.database(db, config)
+    url = chosen.url or DEFAULT_URL
+    repo = CodeRepository(storage=targets.open_storage(url, chosen.source), clock=lambda: now)
+    try:
+        pruned = repo.prune(age, dry_run=dry_run)
+    finally:
+        repo.close()
+    if output is Output.json:
+        write_json({"database": targets.mask(url), "before": before, "dry_run": dry_run, "runs": pruned})
+    else:
+        echo(f"{'would prune' if dry_run else 'pruned'} {pruned:,} run{'' if pruned == 1 else 's'} finished before "
+             f"{before:%Y-%m-%d %H:%M} UTC")
+
+
+_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _age(text: str | None) -> timedelta:
+    """``--older-than``: ``90d``, ``12h``, ``30m`` or ``2w`` as a positive duration."""
+    if text is None:
+        raise CliError("--older-than: required, e.g. --older-than 90d")
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    if not (number.isascii() and number.isdigit()) or unit not in _AGE_UNITS or int(number) == 0:
+        raise CliError(f"--older-than {text!r}: expected a positive age such as 90d, 12h, 30m or 2w")
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(number)})
+    except OverflowError:
+        raise CliError(f"--older-than {text!r}: too large") from None
 
 
 def register(app: typer.Typer) -> None:

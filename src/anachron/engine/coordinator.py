@@ -49,6 +49,7 @@ BATCH_WAIT_SECONDS = 0.002
 GATHER_MIN_INFLIGHT = 16  # with fewer runs in flight, a tick does not wait for more results
 QUEUE_SCAN_MIN = 64
 IDLE_POLL_SECONDS = 1.0  # how often an idle coordinator looks at storage (runs in flight: poll_seconds)
+CLAIM_RETRY_SECONDS = 0.003  # after another process held the claim lock: how soon to claim again
 TICK_PATIENCE = 2.0  # seconds one tick's transaction is retried before the loop takes over
 
 
@@ -67,6 +68,7 @@ class _Tick:
     new: list[tuple[LedBackfill, list[NewRun]]] = field(default_factory=list)  # runs to create this tick
     adopted: set[str] = field(default_factory=set)  # adoption requests dealt with
     adopted_runs: set[str] = field(default_factory=set)
+    claim_skipped: bool = False  # another process held the queue's claim lock
 
 
 class Coordinator:
@@ -82,6 +84,7 @@ class Coordinator:
         self._lock = threading.Lock()
         self._results: list[RunOutcome] = []
         self._results_lock = threading.Lock()
+        self._claim_again = False
         self._inflight: dict[str, InFlight] = {}
         self._led: dict[str, LedBackfill] = {}
         self._adopt_backfills: set[str] = set()
@@ -221,6 +224,10 @@ class Coordinator:
         """Wait for something to do: a result, a request, or the poll interval. While fewer than half the
         runs in flight have reported, wait up to ``BATCH_WAIT_SECONDS`` more, so one transaction records
         many outcomes (and starts as many runs) instead of one each."""
+        if self._claim_again:  # another process held the claim lock: claim again in a moment
+            self._claim_again = False
+            self._wake.wait(CLAIM_RETRY_SECONDS)
+            return
         if not self._results:  # idle (nothing in flight, nothing led): look at storage less often
             self._wake.wait(self.poll_seconds if self._inflight or self._led else IDLE_POLL_SECONDS)
         if len(self._inflight) < GATHER_MIN_INFLIGHT:
@@ -300,6 +307,8 @@ class Coordinator:
                                  patience=TICK_PATIENCE)
             except Exception as exc:  # noqa: BLE001 - the lease recovery takes them back
                 self._failed(exc)
+        if result.claim_skipped:
+            self._claim_again = True
         if result.jobs:
             for job in result.jobs:
                 self._inflight[job.run_id] = InFlight(job.attempt, job.backfill_id, max(1, len(job.partition_keys)))
@@ -522,7 +531,9 @@ class Coordinator:
         started here; the ids of new ones to create running are returned. Jobs go to ``tick.jobs``."""
         limits = self.engine.limits
         with_tags = bool(limits.tag_limits)
-        s.lock_queue()
+        if not s.lock_queue():  # another process is claiming: this tick creates its runs queued, and
+            tick.claim_skipped = True  # the next one (in a moment) claims
+            return set()
         queued = s.queued_runs(max(QUEUE_SCAN_MIN, 2 * capacity), with_tags)
         seq = (queued[-1].seq if queued else 0) + 1_000_000_000  # after any queued run, in creation order
         fresh: dict[str, LedBackfill] = {}

@@ -7,12 +7,20 @@ process's coordinator, which takes them over under the same leases as any waiter
 sleeps until the next tick is due or the next look-out, whichever comes first — an idle daemon costs a
 couple of small queries a second.
 
+Several daemons may share one database (SPEC §7). One of them leads schedule evaluation: it holds the
+``anachron_leaders`` row for its set of schedules for as long as its process lease lives; the others ask
+for it at every step and take it over once that lease has lapsed — the leader was killed, or froze — so
+within ``lease_seconds`` plus a step. A tick's run is keyed by its tick, so even two evaluators at once
+(a frozen leader waking up) never run a tick twice. Backfills and orphaned runs are spread by their own
+leases: whichever daemon asks first leads them.
+
 Every decision is one log line on the ``anachron.daemon`` logger: a tick fired, a tick skipped and why, a
-backfill or run taken over.
+backfill or run taken over, schedule leadership won or lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -45,13 +53,17 @@ class Daemon:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
+        keys = sorted(f"{e.key[0]}\x00{e.key[1]}" for e in self.evaluator.entries)
+        #: the duty this daemon's schedules share with daemons running the same code
+        self.duty = "schedules:" + hashlib.sha256("\x01".join(keys).encode()).hexdigest()[:32]
+        self.leading = False
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, now: datetime | None = None) -> float:
         """Evaluate what is due now; returns the seconds until the next step is due."""
         self.coordinator.ensure_started()
         now = now or self.engine.now()
-        evaluation = self.evaluator.evaluate(now)
+        evaluation = self.evaluator.evaluate(now) if self._lead() else Evaluation()
         self._report(evaluation)
         if any(f.run_id for f in evaluation.fired):
             self.coordinator.wake()
@@ -63,6 +75,21 @@ class Daemon:
         if evaluation.due_again is None:
             return until_scan
         return max(0.0, min(until_scan, (evaluation.due_again - self.engine.now()).total_seconds()))
+
+    def _lead(self) -> bool:
+        """Whether this daemon leads its schedules' evaluation now (asked at every step)."""
+        if not len(self.evaluator):
+            return False
+        worker_id = self.engine.worker_id
+        leading = self.engine.storage.run(lambda s: s.lead(self.duty, worker_id, time.time()))
+        if leading != self.leading:
+            self.leading = leading
+            if leading:
+                log.info("daemon: leading schedule evaluation (%d schedule(s))", len(self.evaluator))
+            else:
+                self.evaluator.forget()  # the leader moves the cursors now: read them again if we lead again
+                log.info("daemon: another daemon leads schedule evaluation; standing by")
+        return leading
 
     def _report(self, evaluation: Evaluation) -> None:
         for f in evaluation.fired:
@@ -114,19 +141,22 @@ class Daemon:
         stop = self._stop
         log.info("daemon: %d schedule(s); leading backfills and runs nobody alive looks after",
                  len(self.evaluator))
-        while not stop.is_set():
-            try:
-                delay = self.step()
-                if self.failures:
-                    log.warning("daemon: storage works again after %d failed step(s)", self.failures)
-                self.failures = 0
-            except StorageError as exc:
-                self.failures += 1
-                self.evaluator.forget()
-                log.warning("daemon: a step failed (%d in a row), retrying in %g s: %s", self.failures,
-                            RETRY_SECONDS, describe_error(exc))
-                delay = RETRY_SECONDS
-            stop.wait(delay)
+        try:
+            while not stop.is_set():
+                try:
+                    delay = self.step()
+                    if self.failures:
+                        log.warning("daemon: storage works again after %d failed step(s)", self.failures)
+                    self.failures = 0
+                except StorageError as exc:
+                    self.failures += 1
+                    self.evaluator.forget()
+                    log.warning("daemon: a step failed (%d in a row), retrying in %g s: %s", self.failures,
+                                RETRY_SECONDS, describe_error(exc))
+                    delay = RETRY_SECONDS
+                stop.wait(delay)
+        finally:
+            self.resign()
 
     def start(self) -> None:
         """Run in a background thread (the server does)."""
@@ -139,3 +169,15 @@ class Daemon:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.resign()
+
+    def resign(self) -> None:
+        """Hand schedule leadership over at a clean exit, so another daemon takes it at its next step."""
+        if self.leading:
+            self.leading = False
+            worker_id = self.engine.worker_id
+            try:
+                self.engine.storage.run(lambda s: s.resign(self.duty, worker_id))
+            except StorageError as exc:
+                log.warning("daemon: could not hand leadership over (it lapses with this process's lease): %s",
+                            describe_error(exc))

@@ -16,7 +16,7 @@ from sqlalchemy.pool import StaticPool
 from .statements import Statements
 from .urls import is_memory_url, normalize_url
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 IDLE_IN_TRANSACTION_MS = 10_000
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -140,3 +140,12 @@ schedules = Table(
     Column("cursor", Float),
     Column("updated_at", Float, nullable=False),
 )
+
+# Who leads a shared duty among processes (revision 0005): a row per duty (``schedules:<digest>``), held by a
+# worker (a process with a live lease in ``anachron_workers``) for as long as that lease lives.
+leaders = Table(
+    "anachron_leaders", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("since", Float, nullable=False),
+)

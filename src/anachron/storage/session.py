@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Integer, and_, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import Connection, Integer, and_, case, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..estimate import HISTORY_RUNS, RunDuration
@@ -43,6 +43,7 @@ from .schema import (
     backfill_workflows,
     backfills,
     dynamic_partitions,
+    leaders,
     pool_slots,
     queue_lock,
     run_logs,
@@ -134,6 +135,33 @@ class Session(ScheduleRows):
         if dead:
             self.conn.execute(delete(workers).where(workers.c.worker_id.in_(dead)))
         return dead
+
+    # -- leaders: one process per shared duty, for as long as its worker lease lives -----------------
+    def lead(self, name: str, worker_id: str, now: float) -> bool:
+        """Take or keep the duty ``name`` for ``worker_id``: granted when nobody holds it, when this worker
+        already does, or when its holder's lease has lapsed (the holder died or froze). Whether granted."""
+        alive = select(workers.c.worker_id).where(workers.c.expires_at >= now)
+        taken = self.conn.execute(update(leaders).where(
+            leaders.c.name == name,
+            or_(leaders.c.holder == worker_id, leaders.c.holder.not_in(alive.scalar_subquery()))).values(
+            holder=worker_id, since=case((leaders.c.holder == worker_id, leaders.c.since), else_=now)))
+        if taken.rowcount:
+            return True
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(leaders).values(name=name, holder=worker_id, since=now))
+        except IntegrityError:  # another process inserted it first: it leads
+            return False
+        return True
+
+    def leader_of(self, name: str) -> tuple[str, float] | None:
+        """The worker holding the duty ``name`` and since when (its lease may have lapsed)."""
+        row = self.conn.execute(select(leaders.c.holder, leaders.c.since).where(leaders.c.name == name)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def resign(self, name: str, worker_id: str) -> None:
+        """Give the duty up (at a clean exit), so another process takes it at once."""
+        self.conn.execute(delete(leaders).where(leaders.c.name == name, leaders.c.holder == worker_id))
 
     # -- creating runs -----------------------------------------------------------------------------
     def insert_runs(self, rows: Sequence[NewRun]) -> None:
@@ -233,9 +261,11 @@ class Session(ScheduleRows):
             .where(run_logs.c.run_id == run_id).order_by(run_logs.c.id))]
 
     # -- the queue: candidates in, chosen runs started (the choice is the engine's) ----------------
-    def lock_queue(self) -> None:
-        """Serialise claimers: a PostgreSQL row lock (SQLite already holds its write lock)."""
-        self._st.lock_queue.execute(self.cursor)
+    def lock_queue(self) -> bool:
+        """Serialise claimers without waiting: whether this transaction now holds the queue's claim lock
+        (``False``: another process is claiming right now; try again in a moment). A PostgreSQL row lock
+        taken with ``SKIP LOCKED``; SQLite's write transaction already excludes every other writer."""
+        return self._st.lock_queue.execute(self.cursor).fetchone() is not None
 
     def queued_runs(self, scan: int, with_tags: bool) -> list[QueuedRun]:
         """The first ``scan`` queued runs in (priority, age) order whose backfill (if any) is in progress."""
@@ -601,6 +631,49 @@ class Session(ScheduleRows):
                           .values(holder_run=None, acquired_at=None))
 
     # -- administration ----------------------------------------------------------------------------
+    def prune_runs(self, before: float, limit: int) -> list[str]:
+        """Delete up to ``limit`` runs that ``count_prunable`` counts, oldest first, with their keys and logs;
+        returns their ids."""
+        ids = list(self.conn.execute(select(runs.c.run_id).where(self._prunable(before))
+                                     .order_by(runs.c.seq).limit(limit)).scalars())
+        for chunk in _chunks(ids):
+            self.conn.execute(delete(run_logs).where(run_logs.c.run_id.in_(chunk)))
+            self.conn.execute(delete(run_partitions).where(run_partitions.c.run_id.in_(chunk)))
+            self.conn.execute(delete(runs).where(runs.c.run_id.in_(chunk)))
+        return ids
+
+    def count_prunable(self, before: float) -> int:
+        """How many finished runs ended (or were created, if they have no end) before ``before`` and are the
+        latest run of none of their keys: the runs ``prune_runs`` deletes."""
+        return int(self.conn.execute(select(func.count()).select_from(runs).where(self._prunable(before)))
+                   .scalar_one())
+
+    @staticmethod
+    def _prunable(before: float) -> Any:
+        """The condition on ``runs`` of ``prune_runs`` and ``count_prunable``. A run is superseded for a key
+        when a newer finished run that was not canceled covers the key (an active one might still be
+        canceled); a canceled run never is the latest, and a run without keys has none to keep."""
+        newer, newer_many, newer_keys, own_keys = (runs.alias("newer"), runs.alias("newer_many"),
+                                                   run_partitions.alias("newer_keys"), run_partitions.alias("own_keys"))
+
+        def superseded(workflow: Any, key: Any) -> Any:
+            one = select(newer.c.seq).where(newer.c.workflow == workflow, newer.c.partition_key == key,
+                                            newer.c.seq > runs.c.seq, newer.c.status.in_((SUCCESS, FAILED)))
+            many = (select(newer_many.c.seq)
+                    .select_from(newer_keys.join(newer_many, newer_many.c.run_id == newer_keys.c.run_id))
+                    .where(newer_keys.c.workflow == workflow, newer_keys.c.partition_key == key,
+                           newer_many.c.seq > runs.c.seq, newer_many.c.status.in_((SUCCESS, FAILED))))
+            # the outer runs row, also from inside own_keys' subquery (auto-correlation looks one level up)
+            return or_(one.correlate_except(newer).exists(), many.correlate_except(newer_keys, newer_many).exists())
+
+        kept_key = select(own_keys.c.run_id).where(own_keys.c.run_id == runs.c.run_id,
+                                                   ~superseded(own_keys.c.workflow, own_keys.c.partition_key))
+        return and_(runs.c.status.in_((SUCCESS, FAILED, CANCELED)),
+                    func.coalesce(runs.c.ended_at, runs.c.created_at) < before,
+                    or_(runs.c.status == CANCELED,
+                        and_(or_(runs.c.partition_key.is_(None), superseded(runs.c.workflow, runs.c.partition_key)),
+                             ~kept_key.exists())))
+
     def schema_revision(self) -> str | None:
         from sqlalchemy import text
 

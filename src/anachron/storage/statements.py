@@ -209,8 +209,10 @@ class Statements:
             completed=backfills.c.completed + b("c"), failed=backfills.c.failed + b("f"),
             canceled=backfills.c.canceled + b("x"), updated_at=b("now")).where(backfills.c.backfill_id == b("bid")),
             "c", "f", "x", "now", "bid")
-        self.lock_queue = p(update(queue_lock).values(version=queue_lock.c.version + literal_column("1")).where(
-            queue_lock.c.id == literal_column("1")))
+        #: the queue's claim lock: PostgreSQL ``FOR UPDATE SKIP LOCKED`` (no row: another claimer holds it);
+        #: SQLite renders a plain read (its write transactions are ``BEGIN IMMEDIATE``: already exclusive)
+        self.lock_queue = p(select(queue_lock.c.id).where(queue_lock.c.id == literal_column("1"))
+                            .with_for_update(skip_locked=True))
         self.queued = p(
             select(runs.c.run_id, runs.c.workflow, runs.c.priority, runs.c.created_at, runs.c.seq, runs.c.owner,
                    runs.c.backfill_id, backfills.c.max_concurrency, runs.c.tags, runs.c.partition_key,

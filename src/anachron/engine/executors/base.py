@@ -58,6 +58,9 @@ class Executor(ABC):
     max_workers: int
     #: jobs held beyond ``max_workers`` before the executor has seen how long runs take
     min_prefetch: int
+    #: seconds of queued work to hold beyond what the workers run: about one round trip to them
+    queue_target_seconds: float = QUEUE_TARGET_SECONDS
+    max_prefetch_per_worker: int = MAX_PREFETCH_PER_WORKER
 
     def __init__(self, max_workers: int = 4):
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
@@ -101,8 +104,8 @@ class Executor(ABC):
         mean = self._mean_seconds
         if mean is None:
             return self.min_prefetch
-        ceiling = MAX_PREFETCH_PER_WORKER * self.max_workers
-        fit = int(self.max_workers * QUEUE_TARGET_SECONDS / max(mean, 1e-6))
+        ceiling = self.max_prefetch_per_worker * self.max_workers
+        fit = int(self.max_workers * self.queue_target_seconds / max(mean, 1e-6))
         return max(self.min_prefetch, min(ceiling, fit))
 
     @property
