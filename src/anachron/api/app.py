@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..repository import CodeRepository
-from . import auth, errors, routes, triggers
+from . import auth, cache, errors, routes, triggers
 
 DESCRIPTION = """The HTTP API of anachron, a backfill-first workflow orchestrator.
 
@@ -46,6 +46,7 @@ def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool =
     app.state.repo = repo
     app.state.token = token
     errors.install(app)
+    app.add_middleware(cache.StatusCache)  # inside the guard (the middleware added last runs first)
     app.add_middleware(auth.Guard, token=token)
     app.include_router(routes.router)
     app.include_router(triggers.router)
