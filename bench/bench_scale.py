@@ -127,9 +127,9 @@ def measure_million(url: str) -> dict:
     repo.close()
     assert final.status == "completed" and final.completed_partitions == 1_000_000, final
     timings = json.loads(probe_out[-1]) if probe_out else {}
-    names = {me: "benchmark (coordinator)"}
+    names = {me: "benchmark (coordinator)", probe.pid: "probe (status queries)"}
     return {"partitions": final.completed_partitions, "seconds": elapsed, "per_second": 1_000_000 / elapsed,
-            "peak_rss_mb": {names.get(pid, f"worker {pid}"): round(mb, 1) for pid, mb in peaks.items() if mb},
+            "peak_rss_mb": {names.get(pid, f"child {pid}"): round(mb, 1) for pid, mb in peaks.items() if mb},
             **timings}
 
 

@@ -403,34 +403,48 @@ class Session(ScheduleRows):
 
     # -- partitions --------------------------------------------------------------------------------
     def partition_statuses(self, workflow: str, keys: Sequence[str] | None = None) -> dict[str, str]:
-        """key → status of the latest run that covered it, computed by the database (one row per key that
-        has runs). ``keys`` limits it to those keys. Canceled runs do not count; a key a run marked
-        failed is ``failed``."""
+        """key → status of the latest run that covered it (one row per key that has runs). ``keys`` limits
+        it to those keys. Canceled runs do not count; a key a run marked failed is ``failed``."""
         latest: dict[str, tuple[int, str]] = {}
-        for chunk in (_chunks(keys) if keys is not None else [None]):
-            one = select(func.max(runs.c.seq).label("seq")).where(runs.c.workflow == workflow,
-                                                                  runs.c.status != CANCELED)
-            many = (select(run_partitions.c.partition_key, func.max(runs.c.seq).label("seq"))
-                    .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
-                    .where(run_partitions.c.workflow == workflow, runs.c.status != CANCELED))
-            if chunk is not None:  # not with "IS NOT NULL" too: SQLite would scan the key range, not look keys up
-                one = one.where(runs.c.partition_key.in_(chunk))
-                many = many.where(run_partitions.c.partition_key.in_(chunk))
-            else:
-                one = one.where(runs.c.partition_key.is_not(None))
-            one_q = one.group_by(runs.c.partition_key).subquery()
-            many_q = many.group_by(run_partitions.c.partition_key).subquery()
+
+        def consider(key: str, status: str, seq: int, error: str | None = None) -> None:
+            if key not in latest or latest[key][0] < seq:
+                latest[key] = (seq, FAILED if error is not None and status == SUCCESS else status)
+
+        if keys is None:  # every key: the database keeps only each key's latest run
+            one_q = (select(func.max(runs.c.seq).label("seq"))
+                     .where(runs.c.workflow == workflow, runs.c.status != CANCELED, runs.c.partition_key.is_not(None))
+                     .group_by(runs.c.partition_key).subquery())
+            many_q = (select(run_partitions.c.partition_key, func.max(runs.c.seq).label("seq"))
+                      .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
+                      .where(run_partitions.c.workflow == workflow, runs.c.status != CANCELED)
+                      .group_by(run_partitions.c.partition_key).subquery())
             for key, status, seq in self.conn.execute(
                     select(runs.c.partition_key, runs.c.status, runs.c.seq).join(one_q, runs.c.seq == one_q.c.seq)):
-                latest[key] = (seq, status)
+                consider(key, status, seq)
             for key, status, seq, error in self.conn.execute(
                     select(run_partitions.c.partition_key, runs.c.status, runs.c.seq, run_partitions.c.error)
                     .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id)
                                  .join(many_q, and_(many_q.c.partition_key == run_partitions.c.partition_key,
                                                     many_q.c.seq == runs.c.seq)))
                     .where(run_partitions.c.workflow == workflow)):
-                if key not in latest or latest[key][0] < seq:
-                    latest[key] = (seq, FAILED if error is not None and status == SUCCESS else status)
+                consider(key, status, seq, error)
+            return {key: status for key, (_, status) in latest.items()}
+        # Some keys (a page): every run of each key, looked up by key, the latest kept here — a key has few
+        # runs, and plain index look-ups keep their plan whatever the tables' statistics say (a join on an
+        # aggregate did not: 5 s instead of 0.2 s for 10,000 keys on PostgreSQL before its first ANALYZE).
+        # No "IS NOT NULL" beside the IN list: SQLite would scan the key range instead of looking keys up.
+        for chunk in _chunks(keys):
+            for key, status, seq in self.conn.execute(
+                    select(runs.c.partition_key, runs.c.status, runs.c.seq)
+                    .where(runs.c.workflow == workflow, runs.c.partition_key.in_(chunk), runs.c.status != CANCELED)):
+                consider(key, status, seq)
+            for key, status, seq, error in self.conn.execute(
+                    select(run_partitions.c.partition_key, runs.c.status, runs.c.seq, run_partitions.c.error)
+                    .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
+                    .where(run_partitions.c.workflow == workflow, run_partitions.c.partition_key.in_(chunk),
+                           runs.c.status != CANCELED)):
+                consider(key, status, seq, error)
         return {key: status for key, (_, status) in latest.items()}
 
     def succeeded_keys_of_backfill(self, backfill_id: str) -> set[tuple[str, str]]:
