@@ -266,6 +266,12 @@ def test_partition_status_is_the_latest_run_not_canceled(storage):
         "a": "success", "b": "success", "c": "running", "d": "queued"}
     assert read(storage, lambda s: s.partition_statuses("wf", ["b", "c", "zzz"])) == {"b": "success", "c": "running"}
     assert read(storage, lambda s: s.partition_statuses("other")) == {"a": "failed"}
+    # a page in text order is read as a key range: keys between that were not asked for are left out
+    assert read(storage, lambda s: s.partition_statuses("wf", ["a", "d"])) == {"a": "success", "d": "queued"}
+    assert read(storage, lambda s: s.partition_statuses("wf", ["d", "a", "c"])) == {  # any order: key by key
+        "a": "success", "c": "running", "d": "queued"}
+    assert read(storage, lambda s: s.partition_statuses("wf", [])) == {}
+    assert read(storage, lambda s: s.partition_statuses("other", ["a", "b"])) == {"a": "failed"}
 
 
 def test_dynamic_keys_and_pool_slots(storage):
