@@ -96,7 +96,6 @@ class DaskExecutor(Executor):
         self._outbox: list[str] = []
         self._wake = threading.Event()
         self._stopping = False
-        self._abandoned = False
         self._sender: threading.Thread | None = None
         self._nthreads_at = 0.0
 
@@ -181,15 +180,13 @@ class DaskExecutor(Executor):
             batches: list[list[RunJob]] = []
             while self._pending and len(batches) < free:
                 batches.append([self._pending.popleft() for _ in range(min(size, len(self._pending)))])
-            first = next(self._seq)
-            for _ in batches[1:]:
-                next(self._seq)
-            keys = [f"anachron-{self._id[:12]}-{first + i}" for i in range(len(batches))]
+            seqs = [next(self._seq) for _ in batches]
+            keys = [f"anachron-{self._id[:12]}-{seq}" for seq in seqs]
             deadline = self._deadline
             # Dask runs equal priorities LIFO: each batch one below the one before it (first in, first out)
             futures = [self._client.submit(run_batch, self._settings, deadline, batch, key=key, pure=False,
-                                           retries=0, priority=-(first + i))
-                       for i, (key, batch) in enumerate(zip(keys, batches))]
+                                           retries=0, priority=-seq)
+                       for seq, key, batch in zip(seqs, keys, batches)]
             for key, batch, future in zip(keys, batches, futures):
                 self._futures[key] = (future, batch)
                 for job in batch:
@@ -205,7 +202,7 @@ class DaskExecutor(Executor):
             jobs = entry[1]
             for job in jobs:
                 self._batch_of.pop(job.run_id, None)
-        if self._abandoned or self._stopping:
+        if self._stopping:
             return
         status = future.status
         if status == "finished":

@@ -29,7 +29,7 @@ from typing import Any
 
 from ...models import CANCELED, FAILED
 from ...runtime import LOST, RunJob, RunOutcome
-from .base import QUEUE_TARGET_SECONDS, Executor, ExecutorHost
+from .base import Executor, ExecutorHost
 from .worker import WorkerSettings, worker_main
 
 KILL_GRACE_SECONDS = 2.0  # after a task's timeout (or a cancel), how long a worker gets before the parent kills it
@@ -253,7 +253,7 @@ class LocalExecutor(Executor):
             return False
         spawned = False
         mean = self._mean_seconds
-        depth = 1 if mean is None or mean > QUEUE_TARGET_SECONDS else \
+        depth = 1 if mean is None or mean > self.queue_target_seconds else \
             max(1, math.ceil(self.capacity / self.max_workers))
         for slot in sorted(self._slots, key=lambda s: len(s.inflight)):
             room = depth - len(slot.inflight)
