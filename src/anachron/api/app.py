@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..repository import CodeRepository
-from . import auth, cache, errors, routes, triggers
+from . import auth, cache, docs_page, errors, routes, triggers
 
 DESCRIPTION = """The HTTP API of anachron, a backfill-first workflow orchestrator.
 
@@ -42,7 +42,7 @@ def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool =
                 loop.stop()
 
     app = FastAPI(title="anachron", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.repo = repo
     app.state.token = token
     errors.install(app)
@@ -50,6 +50,7 @@ def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool =
     app.add_middleware(auth.Guard, token=token)
     app.include_router(routes.router)
     app.include_router(triggers.router)
+    docs_page.install(app)  # /docs, its assets served here (no CDN)
     if ui:
         from ..ui import install as install_ui
 

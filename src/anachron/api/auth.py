@@ -3,7 +3,7 @@
 - With ``ANACHRON_API_TOKEN`` set, every API route, UI page and UI action needs the token: an
   ``Authorization: Bearer <token>`` header (the CLI, scripts), or the ``anachron_token`` cookie the UI's
   login page sets (HttpOnly, SameSite=Strict). Tokens are compared in constant time. Only ``/login``,
-  ``/static/`` and ``/api/v1/health`` are open.
+  ``/static/``, ``/docs/assets/`` (Swagger UI's files) and ``/api/v1/health`` are open.
 - Whether or not a token is set, a state-changing request (POST, PUT, PATCH, DELETE) sent by a browser
   from another site is refused (``Sec-Fetch-Site``, else ``Origin`` against ``Host``): a page elsewhere
   cannot make a user's browser pause or cancel a backfill. Clients that are not browsers send neither
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .errors import error_response
 
 COOKIE = "anachron_token"
-OPEN_PREFIXES = ("/static/", "/login", "/api/v1/health")
+OPEN_PREFIXES = ("/static/", "/docs/assets/", "/login", "/api/v1/health")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -49,7 +49,7 @@ def cross_site(request: Request) -> bool:
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith("/api/") or path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+    return path.startswith("/api/") or path in ("/openapi.json", "/docs", "/docs/oauth2-redirect")
 
 
 class Guard:

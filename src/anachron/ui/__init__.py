@@ -30,7 +30,7 @@ from .render import STATIC, html, is_htmx, page
 log = logging.getLogger("anachron.server")
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
-API_PATHS = ("/api/", "/openapi.json", "/docs", "/redoc")
+API_PATHS = ("/api/", "/openapi.json", "/docs")
 
 
 def install(app: FastAPI) -> None:
