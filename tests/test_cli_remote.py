@@ -181,7 +181,7 @@ def test_a_dry_run_longer_than_the_api_preview_reads_as_the_local_one(cli):
     assert "last run   date=2024-01-01|region=asia … date=2024-12-31|region=asia" in remote_text.stdout
     plan = ok_json(remote_json)
     assert plan["num_partitions"] == 366 * 3 and len(plan["partition_keys"]) == 1000 and plan["backfill_id"] is None
-    assert "the server lists the first 1000 of 1098 partition keys" in remote_json.stderr
+    assert "the server lists the first 1,000 of 1,098 partition keys" in remote_json.stderr
 
 
 # -- runs -----------------------------------------------------------------------------------------

@@ -280,3 +280,4 @@ class RunFilter:
     tags: Mapping[str, str] = field(default_factory=dict)
     limit: int | None = 100
     offset: int = 0  # skip this many of the newest (paging)
+    partition_key: str | None = None  # runs that covered this key (alone, or among the keys of a batched run)

@@ -39,6 +39,8 @@ from .records import RunFilter
 from .storage import Storage, default_url, is_memory_url, normalize_url
 from .strategies import BackfillStrategy
 
+MIN_SHORT_ID = 4  # characters of a short id (a prefix or a suffix); the web UI shows a run id's last 8
+CANDIDATES_SHOWN = 5
 PRUNE_BATCH = 5_000  # runs deleted per transaction: a big prune never holds one long write transaction
 
 
@@ -126,14 +128,34 @@ class CodeRepository:
         record = self._runs.get(run_id)
         return record.to_run() if record is not None else None
 
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of the run ``run_id`` names: the id itself, or a prefix or suffix of one run's id of at
+        least ``MIN_SHORT_ID`` characters (the web UI shows a run id's last 8). ``NotFoundError`` when no run
+        matches; ``ValueError`` naming the candidates when several do."""
+        return self._resolve_id("run", run_id)
+
+    def resolve_backfill_id(self, backfill_id: str) -> str:
+        """As ``resolve_run_id``, for a backfill id."""
+        return self._resolve_id("backfill", backfill_id)
+
+    def _resolve_id(self, kind: str, given: str) -> str:
+        def read(s: Any) -> list[str]:
+            exact = s.get_run(given) if kind == "run" else s.get_backfill(given)
+            if exact is not None:
+                return [given]
+            return s.ids_matching(kind, given, CANDIDATES_SHOWN + 1) if len(given) >= MIN_SHORT_ID else []
+
+        return pick_id(kind, given, self.storage.run(read, write=False))
+
     def list_runs(self, workflow: str | Workflow | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100, offset: int = 0) -> list[Run]:
+                  limit: int | None = 100, offset: int = 0, partition_key: str | None = None) -> list[Run]:
         """Runs, newest first; every filter is applied by the database. A workflow named by a string need
-        not be defined any more: its history stays listable. ``offset`` skips that many (paging)."""
+        not be defined any more: its history stays listable. ``offset`` skips that many (paging);
+        ``partition_key``: only the runs that covered that key (alone or in a batch)."""
         where = RunFilter(_name_of(workflow),
                           (status,) if isinstance(status, str) else tuple(status or ()), backfill_id,
-                          normalize_tags(tags), limit, _offset(offset))
+                          normalize_tags(tags), limit, _offset(offset), partition_key)
         return [r.to_run() for r in self.storage.run(lambda s: s.list_runs(where), write=False)]
 
     def cancel_run(self, run_id: str) -> bool:
@@ -342,3 +364,14 @@ def _offset(offset: int) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset: must be an integer >= 0, got {offset!r}")
     return offset
+
+
+def pick_id(kind: str, given: str, candidates: Sequence[str]) -> str:
+    """The one id among ``candidates`` (the ids that ``given`` matches, at most ``CANDIDATES_SHOWN + 1``)."""
+    if not candidates:
+        short = f" (a short id needs at least {MIN_SHORT_ID} characters)" if len(given) < MIN_SHORT_ID else ""
+        raise NotFoundError(f"{kind} {given!r} not found{short}")
+    if len(candidates) > 1:
+        shown = ", ".join(candidates[:CANDIDATES_SHOWN]) + (", …" if len(candidates) > CANDIDATES_SHOWN else "")
+        raise ValueError(f"{kind} id {given!r} is ambiguous: it matches {shown}; give more characters")
+    return candidates[0]

@@ -51,6 +51,19 @@ def _found(value: T | None, kind: str, ident: str) -> T:
     return value
 
 
+def _run_id(run_id: str, request: Request) -> str:
+    """A run id in a path: the full id, or a unique prefix or suffix of one, as the CLI takes them (404 for
+    none, 400 naming the candidates when several match)."""
+    return repo_of(request).resolve_run_id(run_id)
+
+
+def _backfill_id(backfill_id: str, request: Request) -> str:
+    return repo_of(request).resolve_backfill_id(backfill_id)
+
+
+RunId = Annotated[str, Depends(_run_id)]
+BackfillId = Annotated[str, Depends(_backfill_id)]
+
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(storable_body)])
 
 
@@ -146,29 +159,32 @@ def list_backfills(request: Request, status: StatusFilter = None, workflow: str 
 def get_backfill(backfill_id: str, request: Request,
                  include_run_ids: Annotated[bool, Query(description="List every run id (slow for big ones)")]
                  = False) -> BackfillStatus:
-    return _found(repo_of(request).get_backfill(backfill_id, include_run_ids=include_run_ids), "backfill",
-                  backfill_id)
+    repo = repo_of(request)  # the full id first: this is what pollers ask, many times a second
+    found = repo.get_backfill(backfill_id, include_run_ids=include_run_ids)
+    if found is None:
+        found = repo.get_backfill(repo.resolve_backfill_id(backfill_id), include_run_ids=include_run_ids)
+    return _found(found, "backfill", backfill_id)
 
 
 @router.get("/backfills/{backfill_id}/grid", response_model=schemas.BackfillGridOut, tags=["backfills"])
-def backfill_grid(backfill_id: str, request: Request, max_cells: MaxCells = 2000) -> schemas.BackfillGridOut:
+def backfill_grid(backfill_id: BackfillId, request: Request, max_cells: MaxCells = 2000) -> schemas.BackfillGridOut:
     """The backfill's runs in plan order as at most ``max_cells`` cells: one per run while they fit, else
     counts per status (fast for a million runs: only the runs that did not succeed are read)."""
     return schemas.BackfillGridOut.of(repo_of(request).backfill_grid(backfill_id, max_cells))
 
 
 @router.post("/backfills/{backfill_id}/pause", response_model=BackfillStatus, tags=["backfills"])
-def pause_backfill(backfill_id: str, request: Request) -> BackfillStatus:
+def pause_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     return _conflict(lambda: repo_of(request).pause_backfill(backfill_id))
 
 
 @router.post("/backfills/{backfill_id}/resume", response_model=BackfillStatus, tags=["backfills"])
-def resume_backfill(backfill_id: str, request: Request) -> BackfillStatus:
+def resume_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     return _conflict(lambda: repo_of(request).resume_backfill(backfill_id))
 
 
 @router.post("/backfills/{backfill_id}/cancel", response_model=BackfillStatus, tags=["backfills"])
-def cancel_backfill(backfill_id: str, request: Request) -> BackfillStatus:
+def cancel_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     """Cancel: queued runs at once, running ones stopped by the process running them. Cancelling a
     finished backfill changes nothing; the answer is its status either way."""
     repo = repo_of(request)
@@ -178,7 +194,7 @@ def cancel_backfill(backfill_id: str, request: Request) -> BackfillStatus:
 
 @router.post("/backfills/{backfill_id}/rerun", response_model=schemas.BackfillCreated, status_code=201,
              tags=["backfills"])
-def rerun_backfill(backfill_id: str, request: Request, response: Response,
+def rerun_backfill(backfill_id: BackfillId, request: Request, response: Response,
                    dry_run: Annotated[bool, Query()] = False) -> Any:
     """A new backfill of the failed and canceled partitions only."""
     result = repo_of(request).rerun_backfill(backfill_id, block=False, dry_run=dry_run)
@@ -210,7 +226,8 @@ def create_run(body: RunRequest, request: Request) -> Run:
 def list_runs(request: Request, workflow: str | None = None, status: StatusFilter = None,
               backfill_id: str | None = None,
               tag: Annotated[list[str] | None, Query(description="key=value (repeat for several)")] = None,
-              limit: Limit = 100, offset: Offset = 0) -> list[Run]:
+              partition_key: Annotated[str | None, Query(description="Runs that covered this partition key")]
+              = None, limit: Limit = 100, offset: Offset = 0) -> list[Run]:
     tags = {}
     for item in tag or ():
         key, sep, value = item.partition("=")
@@ -218,16 +235,18 @@ def list_runs(request: Request, workflow: str | None = None, status: StatusFilte
             raise ApiError(400, f"tag: expected key=value, got {item!r}")
         tags[key] = value
     return repo_of(request).list_runs(workflow, _statuses(status, RUN_STATUSES), backfill_id, tags, limit=limit,
-                                      offset=offset)
+                                      offset=offset, partition_key=partition_key)
 
 
 @router.get("/runs/{run_id}", response_model=Run, tags=["runs"])
 def get_run(run_id: str, request: Request) -> Run:
-    return _found(repo_of(request).get_run(run_id), "run", run_id)
+    repo = repo_of(request)  # the full id first (one read), else a short one
+    found = repo.get_run(run_id)
+    return _found(found if found is not None else repo.get_run(repo.resolve_run_id(run_id)), "run", run_id)
 
 
 @router.get("/runs/{run_id}/logs", response_model=schemas.RunLogs, tags=["runs"])
-def run_logs(run_id: str, request: Request,
+def run_logs(run_id: RunId, request: Request,
              offset: Annotated[int, Query(ge=0, description="Skip the first lines (follow a run)")] = 0
              ) -> schemas.RunLogs:
     """A run's log lines, oldest first (logs are stored when an attempt ends)."""
@@ -239,5 +258,5 @@ def run_logs(run_id: str, request: Request,
 
 
 @router.post("/runs/{run_id}/cancel", response_model=schemas.Canceled, tags=["runs"])
-def cancel_run(run_id: str, request: Request) -> schemas.Canceled:
+def cancel_run(run_id: RunId, request: Request) -> schemas.Canceled:
     return schemas.Canceled(canceled=repo_of(request).cancel_run(run_id))  # NotFoundError (404) if unknown

@@ -69,6 +69,20 @@ app.command("server", cls=server.USAGE_LINE, epilog=server.EPILOG)(server.server
 admin.register(app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"anachron {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_version,
+                                       help="Print anachron's version and exit.")) -> None:
+    """The options before any command."""
+
+
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run the app; returns the exit code instead of exiting (handy in tests)."""
     restore_signals = signals.install()

@@ -35,13 +35,17 @@ class Backend(Protocol):
     def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
                        coordinate: bool = True) -> BackfillResult: ...
 
+    def resolve_run_id(self, run_id: str) -> str: ...
+
+    def resolve_backfill_id(self, backfill_id: str) -> str: ...
+
     def get_run(self, run_id: str) -> Run | None: ...
 
     def wait_run(self, run_id: str, timeout: float | None = None) -> Run: ...
 
     def list_runs(self, workflow: str | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100, offset: int = 0) -> list[Run]: ...
+                  limit: int | None = 100, offset: int = 0, partition_key: str | None = None) -> list[Run]: ...
 
     def cancel_run(self, run_id: str) -> bool: ...
 
@@ -61,6 +65,23 @@ def where(repo: Backend) -> str:
     if isinstance(repo, CodeRepository):
         return f"in {mask(repo.storage.url)}"
     return ""
+
+
+def resolve(repo: Backend, kind: str, given: str) -> str:
+    """The full id named by a ``RUN_ID`` (``kind="run"``) or ``BACKFILL_ID`` argument: the id, or a unique prefix
+    or suffix of one (the web UI shows a run id's last 8 characters). ``NotFoundError`` naming the argument and
+    where it was looked up; ``CliError`` (exit 2) naming the candidates when several ids match."""
+    from ..models import NotFoundError
+    from ..repository import MIN_SHORT_ID
+
+    name = "RUN_ID" if kind == "run" else "BACKFILL_ID"
+    try:
+        return repo.resolve_run_id(given) if kind == "run" else repo.resolve_backfill_id(given)
+    except NotFoundError:
+        short = f" (a short id needs at least {MIN_SHORT_ID} characters)" if len(given) < MIN_SHORT_ID else ""
+        raise NotFoundError(f"{name}: {kind} {given!r} not found {where(repo)}{short}") from None
+    except ValueError as exc:
+        raise CliError(f"{name}: {exc}") from None
 
 
 def open_backend(server: str | None, positionals: Sequence[str] | None, names: Sequence[str], module: str | None,

@@ -11,7 +11,7 @@ import anachron as ac
 
 from . import remote, signals
 from . import target as targets
-from .backend import Backend, open_backend, where
+from .backend import Backend, open_backend, resolve, where
 from .common import (
     FAILED,
     OK,
@@ -31,7 +31,7 @@ from .common import (
 )
 from .config import load_config
 from .hints import Hints
-from .output import jsonable, write_json
+from .output import count, jsonable, write_json
 from .render import backfill_table, finish, print_dry_run, print_status, watch_backfill
 from .request import Options
 from .streams import echo, guard
@@ -161,8 +161,9 @@ def _created(repo: Backend, result: ac.BackfillResult, hints: Hints, workflow: s
 def write_result(result: ac.BackfillResult) -> None:
     """A ``BackfillResult`` as JSON; when the server previewed its keys, a note says so (on stderr)."""
     if remote.is_preview(result):
-        note(f"note: the server lists the first {len(list(result.partition_keys))} of {result.num_partitions} "
-             f"partition keys and the first {len(list(result.plan))} of {result.num_runs} runs")
+        note(f"note: the server lists the first {count(len(list(result.partition_keys)))} of "
+             f"{count(result.num_partitions)} partition keys and the first {count(len(list(result.plan)))} of "
+             f"{count(result.num_runs)} runs")
     write_json(result)
 
 
@@ -179,15 +180,15 @@ def follow(repo: Backend, result: ac.BackfillResult, hints: Hints, *, wait: bool
             echo(backfill_id)
             if result.status not in ("completed", "failed", "canceled"):
                 watch = hints.command("backfill status", backfill_id, "--wait", code=True)
-                runs = f"backfill {backfill_id} is {result.status}: {result.num_partitions} partitions in " \
-                       f"{result.num_runs} runs."
+                runs = f"backfill {backfill_id} is {result.status}: {count(result.num_partitions)} partitions " \
+                       f"in {count(result.num_runs)} runs."
                 if hints.remote:
                     note(f"{runs} The server runs it; watch it with `{watch}`.")
                 else:
                     note(f"{runs} It runs while a process coordinates it: `{watch}` (or the daemon).")
         return OK
     if output is Output.text and not quiet:
-        note(f"backfill {backfill_id}: {result.num_partitions} partitions in {result.num_runs} runs")
+        note(f"backfill {backfill_id}: {count(result.num_partitions)} partitions in {count(result.num_runs)} runs")
     status = watch_backfill(repo, backfill_id, hints, quiet=quiet or output is Output.json)
     if status is None:  # interrupted and left running
         return signals.interrupted_code()
@@ -254,6 +255,7 @@ def status(
     opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db,
                                                  needs_code=_needs_code("status --wait") if wait else None)
     with opened as repo:
+        backfill_id = resolve(repo, "backfill", backfill_id)
         st = _get(repo, backfill_id, run_ids=run_ids and output is Output.json)
         if wait and not st.is_finished:
             _check_workflows(repo, st)
@@ -276,6 +278,7 @@ def _control(action: str, positionals: list[str] | None, module: str | None, db:
         guard()
     opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db)
     with opened as repo:
+        backfill_id = resolve(repo, "backfill", backfill_id)
         before = _get(repo, backfill_id, run_ids=False)
         if action == "pause":
             st = repo.pause_backfill(backfill_id)
@@ -349,6 +352,7 @@ def rerun(
     opened, (backfill_id,), hints = open_backend(server, positionals, ["BACKFILL_ID"], module, db,
                                                  needs_code=_needs_code("rerun"))
     with opened as repo:
+        backfill_id = resolve(repo, "backfill", backfill_id)
         st = _get(repo, backfill_id, run_ids=False)
         _check_workflows(repo, st)
         if st.is_finished and not (st.failed_partitions or st.canceled_partitions):

@@ -66,6 +66,11 @@ def _write(value: Any, out: IO[str]) -> None:
         out.write(json.dumps(jsonable(value)))
 
 
+def count(n: int) -> str:
+    """A count with thousands separators: ``17,544``."""
+    return f"{n:,}"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"

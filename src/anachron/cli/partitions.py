@@ -15,7 +15,7 @@ from . import remote
 from . import target as targets
 from .common import CliError, DbOption, ModuleOption, Output, OutputOption, Positionals, ServerOption, stdout
 from .config import load_config
-from .output import styled, write_json
+from .output import count, styled, write_json
 from .streams import guard
 
 ORDER = ("success", "failed", "running", "queued", "missing")
@@ -66,14 +66,14 @@ def partitions(
                     "counts": {s: counts[s] for s in sorted(counts, key=_rank)}, "ranges": ranges})
         return
     out = stdout()
-    out.print(f"[bold]{escape(workflow)}[/bold]: {len(statuses)} partitions")
+    out.print(f"[bold]{escape(workflow)}[/bold]: {count(len(statuses))} partitions")
     if not statuses:
         return
     summary = Table(box=None, show_header=False, pad_edge=False)
     summary.add_column(justify="left")
     summary.add_column(justify="right")
     for s in sorted(counts, key=_rank):
-        summary.add_row("  " + styled(s), str(counts[s]))
+        summary.add_row("  " + styled(s), count(counts[s]))
     out.print(summary)
     shown = ranges if not limit else ranges[:limit]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -81,10 +81,11 @@ def partitions(
         table.add_column(column, justify="right" if column == "KEYS" else "left", no_wrap=True)
     for r in shown:
         table.add_row(escape(r["from"]), escape(r["to"]) if r["to"] != r["from"] else "", styled(r["status"]),
-                      str(r["count"]))
+                      count(r["count"]))
     out.print(table)
     if len(ranges) > len(shown):
-        out.print(f"… {len(ranges) - len(shown)} more ranges (--limit 0 shows all, --status failed only failures)")
+        out.print(f"… {count(len(ranges) - len(shown))} more ranges (--limit 0 shows all, --status failed only "
+                  "failures)")
 
 
 def key_ranges(items: Iterable[tuple[str, str]]) -> list[KeyRange]:

@@ -15,14 +15,14 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 import anachron as ac
 
 from .backend import Backend
 from .common import note
-from .output import duration, styled
+from .output import count, duration, styled
 from .remote import ServerUnavailable
 
 #: Seconds between two plain progress lines when stderr is not a terminal (``ANACHRON_PROGRESS_INTERVAL``).
@@ -114,10 +114,10 @@ class Snapshot:
         return self.done + self.failed + self.canceled
 
     def counts(self) -> str:
-        parts = [f"done {self.done}", f"failed {self.failed}"]
+        parts = [f"done {count(self.done)}", f"failed {count(self.failed)}"]
         if self.canceled:
-            parts.append(f"canceled {self.canceled}")
-        parts += [f"running {self.running}{self.unit}", f"queued {self.queued}{self.unit}"]
+            parts.append(f"canceled {count(self.canceled)}")
+        parts += [f"running {count(self.running)}{self.unit}", f"queued {count(self.queued)}{self.unit}"]
         return " · ".join(parts)
 
     def speed(self) -> str:
@@ -180,10 +180,11 @@ class Display:
     def __enter__(self) -> Display:
         if self.live:
             self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30),
+                TextColumn("{task.fields[done]}"),
                 TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[speed]}"),
                 TextColumn("{task.fields[eta]}"), console=self.console)
-            self._task = self._progress.add_task("", total=None, speed="", eta="")
+            self._task = self._progress.add_task("", total=None, speed="", eta="", done="")
             self._counts = Text("")
             self._live = Live(Group(self._progress, _Line(self)), console=self.console, refresh_per_second=8,
                               transient=False)
@@ -203,18 +204,21 @@ class Display:
             return
         if self._progress is not None and self._task is not None:  # a live bar (both set by __enter__)
             self._progress.update(self._task, description=styled(snap.status), total=snap.total,
-                                  completed=snap.finished, speed=snap.speed(), eta="" if final else snap.remaining())
-            self._counts = Text.from_markup(f"  [green]done {snap.done}[/green] · [red]failed {snap.failed}[/red]"
-                                            + (f" · [yellow]canceled {snap.canceled}[/yellow]" if snap.canceled else "")
-                                            + f" · [cyan]running {snap.running}{snap.unit}[/cyan]"
-                                            + f" · [blue]queued {snap.queued}{snap.unit}[/blue]")
+                                  completed=snap.finished, speed=snap.speed(), eta="" if final else snap.remaining(),
+                                  done=f"{count(snap.finished)}/{count(snap.total)}")
+            self._counts = Text.from_markup(
+                f"  [green]done {count(snap.done)}[/green] · [red]failed {count(snap.failed)}[/red]"
+                + (f" · [yellow]canceled {count(snap.canceled)}[/yellow]" if snap.canceled else "")
+                + f" · [cyan]running {count(snap.running)}{snap.unit}[/cyan]"
+                + f" · [blue]queued {count(snap.queued)}{snap.unit}[/blue]")
             return
         now = time.monotonic()
         if final or (self._last_line and now - self._last_line < self.interval):
             return
         self._last_line = now
         pct = f"{100 * snap.finished / snap.total:.0f}%" if snap.total else "-"
-        line = (f"progress {self.backfill_id}: {snap.status} {snap.finished}/{snap.total} partitions ({pct}) · "
+        line = (f"progress {self.backfill_id}: {snap.status} {count(snap.finished)}/{count(snap.total)} partitions "
+                f"({pct}) · "
                 f"{snap.counts()} · {snap.speed()} · {snap.remaining()}")
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

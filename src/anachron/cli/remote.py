@@ -471,6 +471,19 @@ class Client:
         body = request.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         return self._record(Run, "POST", "/runs", self.call("POST", "/runs", body=body))
 
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id: the server takes a short one (a unique prefix or suffix) wherever it takes an id."""
+        found = self.get_run(run_id)
+        if found is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return found.run_id
+
+    def resolve_backfill_id(self, backfill_id: str) -> str:
+        found = self.get_backfill(backfill_id, include_run_ids=False)
+        if found is None:
+            raise NotFoundError(f"backfill {backfill_id!r} not found")
+        return found.backfill_id
+
     def get_run(self, run_id: str) -> Run | None:
         path = f"/runs/{_part(run_id)}"
         data = self.call("GET", path, missing_ok=True)
@@ -489,9 +502,11 @@ class Client:
 
     def list_runs(self, workflow: str | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100, offset: int = 0) -> list[Run]:
+                  limit: int | None = 100, offset: int = 0, partition_key: str | None = None) -> list[Run]:
         params: dict[str, Any] = {"status": [status] if isinstance(status, str) else list(status or ()),
                                   "tag": [f"{k}={v}" for k, v in (tags or {}).items()]}
+        if partition_key is not None:
+            params["partition_key"] = partition_key
         if workflow is not None:
             params["workflow"] = workflow
         if backfill_id is not None:

@@ -18,7 +18,7 @@ from . import signals
 from .backend import Backend
 from .common import note, stderr, stdout
 from .hints import Hints
-from .output import duration, first_line, styled, when
+from .output import count, duration, first_line, styled, when
 from .progress import Display, watch
 
 FAILED_SHOWN = 5
@@ -48,7 +48,7 @@ def watch_backfill(repo: Backend, backfill_id: str, hints: Hints,
     state = ""
     if st is not None:
         done = st.completed_partitions + st.failed_partitions + st.canceled_partitions
-        state = f" ({st.status}, {done}/{st.total_partitions} partitions done)"
+        state = f" ({st.status}, {count(done)}/{count(st.total_partitions)} partitions done)"
     watch_it = hints.command("backfill status", backfill_id, "--wait", code=True)
     if hints.remote:  # the server leads it: only the watching stops
         note(f"\nstopped watching backfill {backfill_id}{state}; it goes on on the server.\n"
@@ -68,12 +68,12 @@ def finish(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     out = stdout()
     took = _took(st)
     if st.status == "completed":
-        out.print(f"[green]✔[/green] backfill {st.backfill_id} completed: {st.total_partitions} partitions "
+        out.print(f"[green]✔[/green] backfill {st.backfill_id} completed: {count(st.total_partitions)} partitions "
                   f"succeeded{took}")
         return
-    out.print(f"[red]✘[/red] backfill {st.backfill_id} {st.status}: {st.completed_partitions} succeeded, "
-              f"{st.failed_partitions} failed, {st.canceled_partitions} canceled of {st.total_partitions} "
-              f"partitions{took}")
+    out.print(f"[red]✘[/red] backfill {st.backfill_id} {st.status}: {count(st.completed_partitions)} succeeded, "
+              f"{count(st.failed_partitions)} failed, {count(st.canceled_partitions)} canceled of "
+              f"{count(st.total_partitions)} partitions{took}")
     _failed_runs(repo, st, out, hints)
     if st.failed_partitions or st.canceled_partitions:
         out.print("rerun the failed and canceled partitions: "
@@ -84,9 +84,9 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     out = stdout()
     out.print(f"backfill [bold]{st.backfill_id}[/bold]  {styled(st.status)}")
     rows = [("workflows", escape(", ".join(st.workflows)) or "-"),
-            ("partitions", f"{st.total_partitions}: {st.completed_partitions} succeeded · {st.failed_partitions} "
-                           f"failed · {st.canceled_partitions} canceled"),
-            ("runs", f"{st.total_runs}: {st.running_runs} running · {st.queued_runs} queued"),
+            ("partitions", f"{count(st.total_partitions)}: {count(st.completed_partitions)} succeeded · "
+                           f"{count(st.failed_partitions)} failed · {count(st.canceled_partitions)} canceled"),
+            ("runs", f"{count(st.total_runs)}: {count(st.running_runs)} running · {count(st.queued_runs)} queued"),
             ("created", when(st.created_at)),
             ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
     if st.tags:
@@ -99,7 +99,10 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     if st.status in ("failed", "canceled") and (st.failed_partitions or st.canceled_partitions):
         out.print(escape(hints.with_target("rerun the failed and canceled partitions: "
                                            + hints.command("backfill rerun", st.backfill_id, code=True))))
-    elif st.status in ("requested", "in_progress", "paused"):
+    elif st.status == "paused":  # nothing starts until it is resumed: say how
+        out.print(escape("paused: runs in flight finished, nothing new starts. Resume it: "
+                         + hints.command("backfill resume", st.backfill_id)))
+    elif st.status in ("requested", "in_progress"):
         out.print(escape(hints.with_target(
             "watch it: " + hints.command("backfill status", st.backfill_id, "--wait", code=True))))
 
@@ -111,9 +114,9 @@ def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.Backfil
     if not result.num_runs:
         out.print("  nothing to run: the selection is empty")
         return
-    out.print(f"  {'partitions':<11}{result.num_partitions}  {_span(keys, count=False)}")
+    out.print(f"  {'partitions':<11}{count(result.num_partitions)}  {_span(keys, with_count=False)}")
     kind = strategy.kind if strategy is not None else None
-    out.print(f"  {'runs':<11}{result.num_runs}" + (f"  ({kind})" if kind else ""))
+    out.print(f"  {'runs':<11}{count(result.num_runs)}" + (f"  ({kind})" if kind else ""))
     out.print(f"  {'first run':<11}{_span(plan[0])}")
     if result.num_runs > 1:
         out.print(f"  {'last run':<11}{_span(plan[-1])}")
@@ -131,9 +134,9 @@ def backfill_table(found: Sequence[ac.BackfillStatus]) -> None:
         table.add_column(column, justify="right" if column in ("DONE", "FAILED", "CANCELED", "TOTAL") else "left",
                          no_wrap=True)
     for st in found:
-        table.add_row(st.backfill_id, styled(st.status), escape(", ".join(st.workflows)), str(st.completed_partitions),
-                      str(st.failed_partitions), str(st.canceled_partitions), str(st.total_partitions),
-                      when(st.created_at))
+        table.add_row(st.backfill_id, styled(st.status), escape(", ".join(st.workflows)),
+                      count(st.completed_partitions), count(st.failed_partitions), count(st.canceled_partitions),
+                      count(st.total_partitions), when(st.created_at))
     out.print(table)
 
 
@@ -150,13 +153,13 @@ def _failed_runs(repo: Backend, st: ac.BackfillStatus, out: Console, hints: Hint
         out.print(f"  … more failed runs: {escape(more)}")
 
 
-def _span(keys: Sequence[str], count: bool = True) -> str:
+def _span(keys: Sequence[str], with_count: bool = True) -> str:
     n = len(keys)
     if n == 0:
         return "-"
     if n == 1:
         return keys[0]
-    return f"{keys[0]} … {keys[n - 1]}" + (f" ({n} keys)" if count else "")
+    return f"{keys[0]} … {keys[n - 1]}" + (f" ({count(n)} keys)" if with_count else "")
 
 
 def _took(st: ac.BackfillStatus) -> str:

@@ -70,7 +70,7 @@ class Options:
         data: dict[str, Any] = {}
         if self.from_key is not None or self.to_key is not None:
             if self.from_key is None or self.to_key is None:
-                raise CliError(f"{'--to' if self.from_key is None else '--from'} is missing: --from and --to go "
+                raise CliError(f"{'--from' if self.from_key is None else '--to'} is missing: --from and --to go "
                                "together")
             data["partition_range"] = {"from": self.from_key, "to": self.to_key}
         elif self.partitions is not None:

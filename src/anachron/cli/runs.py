@@ -20,7 +20,7 @@ import anachron as ac
 
 from . import parsing, remote, signals
 from . import target as targets
-from .backend import Backend, open_backend, where
+from .backend import Backend, open_backend, resolve
 from .common import (
     FAILED,
     OK,
@@ -40,7 +40,7 @@ from .common import (
 )
 from .config import load_config
 from .hints import Hints
-from .output import duration, first_line, jsonable, styled, when, write_json
+from .output import count, duration, first_line, jsonable, styled, when, write_json
 from .progress import POLL_SECONDS, Hiccups
 from .streams import echo, guard
 
@@ -274,13 +274,20 @@ runs_app = typer.Typer(no_args_is_help=True, help="Look at and cancel runs.", ri
 
 
 @runs_app.command("list", cls=usage("[TARGET]"), epilog=example(
-    "anachron runs list --workflow etl --status failed", "anachron runs list --backfill 8115535659a443f9 -o json"))
+    "anachron runs list --workflow etl --status failed", "anachron runs list --backfill 8115535659a443f9 -o json",
+    "anachron runs list --partition 2024-01-13  # every run that covered that key",
+    "anachron runs list --tag team=data --tag anachron/trigger=schedule"))
 def list_runs(
     positionals: Positionals = None, module: ModuleOption = None,
     workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", metavar="NAME")] = None,
     status: Annotated[Optional[list[str]], typer.Option("--status", metavar="STATUS",
                                                         help="queued, running, success, failed, canceled.")] = None,
-    backfill: Annotated[Optional[str], typer.Option("--backfill", metavar="ID")] = None,
+    backfill: Annotated[Optional[str], typer.Option("--backfill", metavar="ID",
+                                                    help="The runs of this backfill (a short id will do).")] = None,
+    partition: Annotated[Optional[str], typer.Option(
+        "--partition", metavar="KEY", help="The runs that covered this partition key (alone or in a batch).")] = None,
+    tags: Annotated[Optional[list[str]], typer.Option("--tag", metavar="K=V",
+                                                      help="Runs with this tag (repeatable: all of them).")] = None,
     limit: Annotated[int, typer.Option("--limit", metavar="N")] = 50,
     output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
@@ -289,10 +296,13 @@ def list_runs(
         guard()
     opened, _, _ = open_backend(server, positionals, [], module, db)
     statuses = check_statuses(status, ("queued", "running", "success", "failed", "canceled"))
+    wanted_tags = dict(parsing.pairs(tags, "--tag"))
     if limit < 1:
         raise CliError(f"--limit {limit}: must be >= 1")
     with opened as repo:
-        found = repo.list_runs(workflow=workflow, status=statuses, backfill_id=backfill, limit=limit)
+        backfill_id = resolve(repo, "backfill", backfill) if backfill is not None else None
+        found = repo.list_runs(workflow=workflow, status=statuses, backfill_id=backfill_id, tags=wanted_tags or None,
+                               limit=limit, partition_key=partition)
         if output is Output.json:
             write_json(found)
             return
@@ -333,10 +343,9 @@ def show(
             write_json(run_)
         else:
             _print_run(run_, None)
-            for field in ("partition_keys", "params", "tags", "backfill_id", "logical_time", "created_at",
-                          "started_at", "ended_at"):
-                value = getattr(run_, field)
-                stdout().print(f"  {field:<15}{escape(str(jsonable(value)))}")
+            out = stdout()
+            for label, value in _run_fields(run_):
+                out.print(f"  {label:<15}{escape(value)}")
     raise typer.Exit(FAILED if wait and run_.status in ("failed", "canceled") else OK)
 
 
@@ -348,7 +357,7 @@ def logs(positionals: Positionals = None, module: ModuleOption = None, output: O
         guard()
     opened, (run_id,), _ = open_backend(server, positionals, ["RUN_ID"], module, db)
     with opened as repo:
-        lines = repo.run_logs(run_id)
+        lines = repo.run_logs(resolve(repo, "run", run_id))
         if output is Output.json:
             write_json(lines)
             return
@@ -363,17 +372,37 @@ def cancel(positionals: Positionals = None, module: ModuleOption = None, db: DbO
     opened, (run_id,), _ = open_backend(server, positionals, ["RUN_ID"], module, db)
     with opened as repo:
         before = _get_run(repo, run_id)
+        run_id = before.run_id
         if not repo.cancel_run(run_id):
             raise CliError(f"run {run_id} is {before.status}; only a queued or running run can be canceled")
         echo(f"run {run_id}: {before.status} → {_get_run(repo, run_id).status}")
 
 
 def _get_run(repo: Backend, run_id: str) -> ac.Run:
-    found = repo.get_run(run_id)
-    if found is None:
-        raise ac.NotFoundError(f"RUN_ID: run {run_id!r} not found {where(repo)}")
+    """The run a RUN_ID argument names (its full id, or a unique prefix or suffix)."""
+    full = resolve(repo, "run", run_id)
+    found = repo.get_run(full)
+    if found is None:  # deleted (pruned) between the two reads
+        raise ac.NotFoundError(f"RUN_ID: run {run_id!r} not found")
     return found
 
 
+def _run_fields(run: ac.Run) -> list[tuple[str, str]]:
+    """``runs show``'s lines as a person reads them: keys and tags as text, parameters as JSON, times in the
+    local zone like every other time the CLI prints; ``-`` for what is not set."""
+    fields = [("partitions", _keys(run.partition_keys))] if len(run.partition_keys) > 1 else []
+    fields += [
+        ("params", json.dumps(jsonable(run.params), ensure_ascii=False) if run.params else "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in run.tags.items()) or "-"),
+        ("backfill", run.backfill_id or "-"),
+        ("attempt", str(run.attempt)),
+        ("logical time", run.logical_time.isoformat() if run.logical_time else "-"),
+        ("created", when(run.created_at)),
+        ("started", when(run.started_at)),
+        ("ended", when(run.ended_at)),
+    ]
+    return fields
+
+
 def _keys(keys: Sequence[str]) -> str:
-    return "" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({len(keys)})"
+    return "" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({count(len(keys))})"

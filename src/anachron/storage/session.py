@@ -202,6 +202,15 @@ class Session(ScheduleRows):
         row = self.conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return run_record(row) if row is not None else None
 
+    def ids_matching(self, kind: str, fragment: str, limit: int) -> list[str]:
+        """Up to ``limit`` run ids (``kind="run"``) or backfill ids that start or end with ``fragment``, in id
+        order (a scan of the id column: for short ids typed by people, not for hot paths)."""
+        column = runs.c.run_id if kind == "run" else backfills.c.backfill_id
+        query = (select(column).where(or_(column.startswith(fragment, autoescape=True),
+                                          column.endswith(fragment, autoescape=True)))
+                 .order_by(column).limit(limit))
+        return [str(row[0]) for row in self.conn.execute(query)]
+
     def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRecord]:
         found: dict[str, RunRecord] = {}
         for chunk in _chunks(run_ids):
@@ -223,6 +232,11 @@ class Session(ScheduleRows):
             query = query.where(runs.c.status.in_(list(where.statuses)))
         if where.backfill_id is not None:
             query = query.where(runs.c.backfill_id == where.backfill_id)
+        if where.partition_key is not None:  # a one-key run holds its key; a run of several, run_partitions rows
+            batched = select(run_partitions.c.run_id).where(run_partitions.c.partition_key == where.partition_key)
+            if where.workflow is not None:
+                batched = batched.where(run_partitions.c.workflow == where.workflow)
+            query = query.where(or_(runs.c.partition_key == where.partition_key, runs.c.run_id.in_(batched)))
         for key, value in where.tags.items():  # tags are a JSON object: filtered by the database
             query = query.where(_has_tag(runs.c.tags, key, value))
         if where.limit is not None:
