@@ -1,0 +1,55 @@
+"""The documentation: every public name has its Python reference entry, links stay inside the repository (the
+site is built from docs/, so a link to ../src/... is dead there), and the YAML reference's example loads.
+``./dev docs`` (``mkdocs build --strict``, run by ``./dev test``) checks the rest: every link and anchor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import anachron as ac
+from anachron.flows import load_flow
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)  # not in code blocks
+    return [a or b for a, b in LINK.findall(text)]
+
+
+def test_every_public_name_is_in_the_python_reference():
+    listed = set(re.findall(r"^::: anachron\.(\w+)$", (DOCS / "reference" / "python.md").read_text(), re.M))
+    assert sorted(set(ac.__all__) - listed) == [], "add them to docs/reference/python.md"
+    assert sorted(listed - set(ac.__all__)) == []
+
+
+def test_docs_links_stay_in_the_docs_folder():
+    for page in DOCS.rglob("*.md"):
+        for target in links(page):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            resolved = (page.parent / target.split("#")[0]).resolve()
+            assert resolved.is_relative_to(DOCS), f"{page.relative_to(ROOT)}: {target} leaves docs/"
+            assert resolved.exists(), f"{page.relative_to(ROOT)}: {target} does not exist"
+
+
+def test_readme_links_point_at_files_of_the_repository():
+    found = links(ROOT / "README.md")
+    assert any(t.startswith("docs/") for t in found)
+    for target in found:
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        resolved = (ROOT / target.split("#")[0]).resolve()
+        assert resolved.is_relative_to(ROOT) and resolved.exists(), f"README.md: {target}"
+
+
+def test_the_yaml_reference_example_loads(tmp_path):
+    text = (DOCS / "reference" / "yaml-flows.md").read_text()
+    example = re.search(r"```yaml\n(id: daily_export .*?)```", text, re.S).group(1)
+    (tmp_path / "export.yaml").write_text(example)
+    wf = load_flow(tmp_path / "export.yaml")
+    assert wf.name == "daily_export" and wf.tags["team"] == "data"
+    assert [s.id for s in wf.schedules] == ["nightly"] and wf.partitions is not None
