@@ -5,6 +5,8 @@ site is built from docs/, so a link to ../src/... is dead there), and the YAML r
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import anachron as ac
@@ -53,3 +55,12 @@ def test_the_yaml_reference_example_loads(tmp_path):
     wf = load_flow(tmp_path / "export.yaml")
     assert wf.name == "daily_export" and wf.tags["team"] == "data"
     assert [s.id for s in wf.schedules] == ["nightly"] and wf.partitions is not None
+
+
+def test_the_readme_example_runs_as_printed(tmp_path):
+    code = re.search(r"## In twenty lines\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    assert len(code.strip().splitlines()) <= 22
+    (tmp_path / "flows.py").write_text(code)
+    proc = subprocess.run([sys.executable, "flows.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "completed 91 0\n"
