@@ -45,3 +45,15 @@ class BrokenWindows(ac.DailyPartitions):
 @ac.workflow(partitions=BrokenWindows("2024-01-01", "2024-02-01"))
 def broken_windows():
     pass
+
+
+@ac.workflow(partitions=DAYS)
+def marked(directory: str = "", seconds: float = 0.4):
+    """Writes ``<directory>/<key>.<pid>.<attempt>.<start>-<end>.done`` when it has run to its end: executions
+    counted by the runs themselves, whatever the database says."""
+    ctx = ac.context()
+    started = time.time()
+    time.sleep(seconds)
+    name = f"{ctx.partition_key}.{os.getpid()}.{ctx.attempt}.{started:.3f}-{time.time():.3f}.done"
+    with open(os.path.join(directory, name), "w"):
+        pass

@@ -121,19 +121,20 @@ def test_queue_candidates_in_priority_then_age_order(storage):
         run("low", priority=-10), run("high", priority=5, tags={"t": "1"}), run("mid-old", keys=("x", "y")),
         run("mid-new"), run("paused-one", backfill_id="held"), run("live-one", backfill_id="live"),
         run("running", status="running")]))
-    queued = read(storage, lambda s: s.queued_runs(10, with_tags=True))
+    queued = read(storage, lambda s: s.queued_runs(10, with_tags=True, now=NOW))
     assert [q.run_id for q in queued] == ["high", "mid-old", "mid-new", "live-one", "low"]
     assert isinstance(queued[0], QueuedRun) and queued[0].tags == {"t": "1"} and queued[1].keys == ("x", "y")
     assert queued[3].backfill_max_concurrency == 4
-    assert read(storage, lambda s: s.queued_runs(10, with_tags=False))[0].tags == {}
-    assert [q.run_id for q in read(storage, lambda s: s.queued_runs(2, with_tags=False))] == ["high", "mid-old"]
+    assert read(storage, lambda s: s.queued_runs(10, with_tags=False, now=NOW))[0].tags == {}
+    first_two = read(storage, lambda s: s.queued_runs(2, with_tags=False, now=NOW))
+    assert [q.run_id for q in first_two] == ["high", "mid-old"]
     (active,) = read(storage, lambda s: s.running_runs(with_tags=False))
     assert active.workflow == "wf" and active.keys == ("k",)
 
 
 def test_start_only_moves_queued_runs(storage):
     write(storage, lambda s: s.insert_runs([run("q"), run("r", status="running"), run("f", status="failed")]))
-    assert write(storage, lambda s: (s.lock_queue(), s.start_runs(["q", "r", "f"], NOW))[1]) == 1
+    assert write(storage, lambda s: (s.lock_queue(), s.start_runs(["q", "r", "f"], NOW))[1]) == {"q"}
     q = read(storage, lambda s: s.get_run("q"))
     assert q.status == "running" and q.started_at == NOW
 
@@ -214,6 +215,39 @@ def test_requeue_and_reclaim_make_a_new_attempt(storage):
     reclaimed = write(storage, lambda s: s.reclaim_runs("me", NOW))
     assert reclaimed.requeued == ("b",) and reclaimed.moved == ("a",)
     assert read(storage, lambda s: s.get_run("b")).attempt == 2
+
+
+def test_a_late_outcome_wins_until_the_next_attempt_starts(storage):
+    """A run taken over from a stalled owner is queued again as attempt 2, held for a grace period; the
+    outcome of attempt 1 (the stalled owner wakes, or its worker records it) is accepted until attempt 2
+    starts — then it is the run's outcome and attempt 2 never starts."""
+    write(storage, lambda s: s.insert_backfill(backfill("bf", status="in_progress")))
+    write(storage, lambda s: s.insert_runs([run(r, status="running", owner="stalled", backfill_id="bf")
+                                             for r in ("late", "too-late")]))
+    write(storage, lambda s: s.adopt_runs("me", NOW, frozenset({"me"}), backfill_ids=["bf"], grace=3.0))
+    held = read(storage, lambda s: s.get_run("late"))
+    assert (held.status, held.attempt, held.owner) == ("queued", 2, "me")
+    assert read(storage, lambda s: s.queued_runs(10, with_tags=False, now=NOW + 2.9)) == []  # in its grace
+    waiting = read(storage, lambda s: s.queued_runs(10, with_tags=False, now=NOW + 3.0))
+    assert {q.run_id for q in waiting} == {"late", "too-late"}
+    assert write(storage, lambda s: s.start_runs(["too-late"], NOW + 3)) == {"too-late"}
+    stale = {r: InFlight(1, "bf", 1) for r in ("late", "too-late")}
+    recorded = write(storage, lambda s: s.record_outcomes(
+        [Outcome("late", "success", attempt=1, ended_at=NOW + 1), Outcome("too-late", "success", attempt=1)],
+        "stalled", stale, NOW + 4))
+    assert [o.run_id for o in recorded] == ["late"]  # attempt 2 of "too-late" had started: refused
+    late = read(storage, lambda s: s.get_run("late"))
+    assert (late.status, late.attempt, late.ended_at) == ("success", 1, NOW + 1)
+    assert read(storage, lambda s: s.get_backfill("bf")).completed == 1
+    assert write(storage, lambda s: s.start_runs(["late"], NOW + 5)) == set()  # never started again
+    assert read(storage, lambda s: s.get_run("too-late")).status == "running"
+
+
+def test_the_status_columns_refuse_what_the_lifecycle_does_not_know(storage):
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        write(storage, lambda s: s.insert_runs([run("odd", status="exploded")]))
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        write(storage, lambda s: s.insert_backfill(backfill("odd", status="exploded")))
 
 
 # -- backfills ----------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -164,3 +165,75 @@ def now() -> datetime:
 def wall_clock() -> datetime:
     """The real current time; the only place the core reads it (the outermost loops pass it down)."""
     return datetime.now(timezone.utc)
+
+
+# -- the engine's clock: one seam for every reading of the time the engine and storage make ------------
+class Clock:
+    """What the engine reads the time from (``EngineContext.clock``): ``now()`` (an aware UTC datetime: when
+    runs are created, priorities age, schedules tick), ``wall()`` (Unix seconds: leases, fences, liveness —
+    shared with other processes) and ``monotonic()`` (intervals within this process). Nothing under
+    ``engine/`` or ``storage/`` reads the time any other way (a lint rule keeps it so), so a test drives
+    every time-dependent decision — leases, takeovers, fences — with a ``ManualClock``."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def wall(self) -> float:
+        return _time.time()
+
+    def monotonic(self) -> float:
+        return _time.monotonic()
+
+
+#: the real time (the default)
+SYSTEM_CLOCK = Clock()
+
+
+class CallableClock(Clock):
+    """``now()`` from a function (``CodeRepository(clock=fn)``, as tests drive schedules); leases and
+    intervals stay on real time, so processes that do not share the function still agree on them."""
+
+    def __init__(self, fn: Callable[[], datetime]):
+        self._fn = fn
+
+    def now(self) -> datetime:
+        return self._fn()
+
+
+class ManualClock(Clock):
+    """Time that moves only when told (``advance``): tests of leases, fences and takeovers run in
+    milliseconds instead of sleeping. Thread-safe."""
+
+    def __init__(self, start: datetime | None = None):
+        self._at = (start or datetime(2026, 1, 1, tzinfo=timezone.utc)).timestamp()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), timezone.utc)
+
+    def wall(self) -> float:
+        with self._lock:
+            return self._at
+
+    def monotonic(self) -> float:
+        """Real: intervals within this process (poll cadence, timeouts) run as usual; what the engine
+        decides from the time (leases, liveness, takeovers, queue times) reads ``wall`` and ``now``."""
+        return _time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._at += seconds
+
+    def __call__(self) -> datetime:  # usable where a function returning the time is expected
+        return self.now()
+
+
+def as_clock(clock: Clock | Callable[[], datetime] | None) -> Clock:
+    """A ``Clock`` from what ``CodeRepository(clock=...)`` accepts."""
+    if clock is None:
+        return SYSTEM_CLOCK
+    if isinstance(clock, Clock):
+        return clock
+    if callable(clock):
+        return CallableClock(clock)
+    raise ValueError("clock: expected an anachron.clock.Clock or a function returning an aware datetime")

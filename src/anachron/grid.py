@@ -151,7 +151,7 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
         made = max(0, min(created, last + 1) - first)
         found = exceptions.get(cell)
         ok = made - sum(found.values()) if found else made
-        tally = {SUCCESS: ok} if ok > 0 else {}
+        tally: dict[str, int] = {SUCCESS: ok} if ok > 0 else {}
         succeeded += max(0, ok)
         if found:
             tally.update(found)

@@ -5,24 +5,58 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from .estimate import Estimate
 
+
+class RunStatus(StrEnum):
+    """A run's status. A ``str``: it compares, hashes and serialises as its value (``"queued"``), which is
+    what storage and the wire carry. The moves between them are ``anachron.lifecycle.RUN_TRANSITIONS``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    #: never ran: a key it needs in the same (graph) backfill failed or was canceled (SPEC §8)
+    UPSTREAM_FAILED = "upstream_failed"
+
+
+class BackfillState(StrEnum):
+    """A backfill's status (``BackfillStatus.status``; ``BackfillStatus`` is the record that carries it).
+    Moves: ``anachron.lifecycle.BACKFILL_TRANSITIONS``."""
+
+    REQUESTED = "requested"
+    IN_PROGRESS = "in_progress"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class InvalidTransition(ValueError):
+    """A status change the lifecycle does not allow (pausing a finished backfill, rerunning one that has
+    not ended). The HTTP API answers it with 409, the command line with exit status 2."""
+
+
 # Run statuses
-QUEUED, RUNNING, SUCCESS, FAILED, CANCELED = "queued", "running", "success", "failed", "canceled"
-RUN_STATUSES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELED)
+QUEUED, RUNNING, SUCCESS = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCESS
+FAILED, CANCELED, UPSTREAM_FAILED = RunStatus.FAILED, RunStatus.CANCELED, RunStatus.UPSTREAM_FAILED
+RUN_STATUSES = tuple(RunStatus)
 ACTIVE_RUN_STATUSES = (QUEUED, RUNNING)
-FINISHED_RUN_STATUSES = (SUCCESS, FAILED, CANCELED)
+FINISHED_RUN_STATUSES = (SUCCESS, FAILED, CANCELED, UPSTREAM_FAILED)
 
 # Partition statuses (partition_status)
 MISSING = "missing"
 
-# Backfill statuses
-REQUESTED, IN_PROGRESS, PAUSED, COMPLETED = "requested", "in_progress", "paused", "completed"
-BACKFILL_STATUSES = (REQUESTED, IN_PROGRESS, PAUSED, COMPLETED, FAILED, CANCELED)
+# Backfill statuses (FAILED and CANCELED are the same strings as the runs')
+REQUESTED, IN_PROGRESS = BackfillState.REQUESTED, BackfillState.IN_PROGRESS
+PAUSED, COMPLETED = BackfillState.PAUSED, BackfillState.COMPLETED
+BACKFILL_STATUSES = tuple(BackfillState)
 ACTIVE_BACKFILL_STATUSES = (REQUESTED, IN_PROGRESS, PAUSED)
-FINISHED_BACKFILL_STATUSES = (COMPLETED, FAILED, CANCELED)
+FINISHED_BACKFILL_STATUSES = (COMPLETED, BackfillState.FAILED, BackfillState.CANCELED)
 
 BACKFILL_PRIORITY = -10
 REGULAR_PRIORITY = 0
@@ -45,7 +79,7 @@ class NotFoundError(LookupError):
 class Run:
     run_id: str
     workflow: str
-    status: str
+    status: RunStatus
     partition_key: str | None
     partition_keys: list[str]
     params: dict[str, Any]
@@ -70,7 +104,7 @@ class Run:
 @dataclass(frozen=True)
 class BackfillStatus:
     backfill_id: str
-    status: str
+    status: BackfillState
     total_partitions: int
     completed_partitions: int
     failed_partitions: int

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from .models import BackfillStatus, Run
+from .models import BackfillState, BackfillStatus, Run, RunStatus
 from .params import decode_params
 
 EMPTY_TAGS: Mapping[str, str] = {}
@@ -111,7 +111,7 @@ class RunRecord(NamedTuple):
 
     def to_run(self) -> Run:
         return Run(
-            run_id=self.run_id, workflow=self.workflow, status=self.status, partition_key=self.partition_key,
+            run_id=self.run_id, workflow=self.workflow, status=RunStatus(self.status), partition_key=self.partition_key,
             partition_keys=list(self.keys), params=decode_params(self.params), tags=dict(self.tags),
             priority=self.priority, backfill_id=self.backfill_id, idempotency_key=self.idempotency_key,
             attempt=self.attempt, logical_time=utc(self.logical_time), scheduled_time=utc(self.scheduled_time),
@@ -183,6 +183,14 @@ class Outcome(NamedTuple):
     failed_partitions: Mapping[str, str] = EMPTY_TAGS
 
 
+class Recorded(NamedTuple):
+    """An outcome storage accepted, and the backfill its run counts for (a tick run may have joined one)."""
+
+    run_id: str
+    status: str
+    backfill_id: str | None
+
+
 class InFlight(NamedTuple):
     """What the coordinator remembers of a run it handed to its executor (so recording it costs no read)."""
 
@@ -248,7 +256,7 @@ class BackfillRecord:
 
     def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0) -> BackfillStatus:
         return BackfillStatus(
-            backfill_id=self.backfill_id, status=self.status, total_partitions=self.total_partitions,
+            backfill_id=self.backfill_id, status=BackfillState(self.status), total_partitions=self.total_partitions,
             completed_partitions=self.completed, failed_partitions=self.failed,
             canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error, tags=dict(self.tags),
             workflows=list(self.workflows), total_runs=self.total_runs, queued_runs=queued, running_runs=running,

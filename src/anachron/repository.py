@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .clock import wall_clock
+from .clock import Clock, as_clock
 from .definitions import Workflow, WorkflowRegistry, normalize_tags
 from .engine.backfills import BackfillService
 from .engine.context import DEFAULT_LOG_LIMIT, EngineContext, StorageHandle, WorkerIdentity
@@ -53,7 +53,7 @@ class CodeRepository:
 
     def __init__(self, workflows: Iterable[Workflow] = (), storage: str | Storage | None = None,
                  executor: Executor | None = None, run_queue: RunQueueConfig | None = None,
-                 lease_seconds: float = 30, clock: Callable[[], datetime] | None = None,
+                 lease_seconds: float = 30, clock: Clock | Callable[[], datetime] | None = None,
                  log_limit: int = DEFAULT_LOG_LIMIT):
         self.workflow_registry = WorkflowRegistry(workflows)
         if executor is not None and not isinstance(executor, Executor):
@@ -65,6 +65,10 @@ class CodeRepository:
         if isinstance(log_limit, bool) or not isinstance(log_limit, int) or log_limit < 1000:
             raise ValueError(f"log_limit: must be an integer >= 1000 (bytes per run), got {log_limit!r}")
         self.executor = executor or LocalExecutor(max_workers=4)
+        engine_clock = as_clock(clock)
+        if not self.executor.shares_memory and type(engine_clock).wall is not Clock.wall:
+            raise ValueError("clock: a clock that drives leases (ManualClock) cannot be followed by worker "
+                             "processes; use ac.InProcessExecutor with it")
         if not self.executor.shares_memory:
             for wf in self.workflow_registry.values():
                 reason = unreachable_reason(wf)
@@ -87,7 +91,7 @@ class CodeRepository:
         self._engine = EngineContext(
             registry=self.workflow_registry,
             storage_handle=StorageHandle(self.storage_url, storage if isinstance(storage, Storage) else None),
-            executor=self.executor, limits=limits, clock=clock or wall_clock, identity=WorkerIdentity.new(),
+            executor=self.executor, limits=limits, clock=engine_clock, identity=WorkerIdentity.new(),
             lease_seconds=self.lease_seconds, pools=dict(self.run_queue.pools), log_limit=log_limit)
         self._coordinator = Coordinator(self._engine)
         self._runs = RunService(self._engine, self._coordinator)

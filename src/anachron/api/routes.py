@@ -175,12 +175,12 @@ def backfill_grid(backfill_id: BackfillId, request: Request, max_cells: MaxCells
 
 @router.post("/backfills/{backfill_id}/pause", response_model=BackfillStatus, tags=["backfills"])
 def pause_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
-    return _conflict(lambda: repo_of(request).pause_backfill(backfill_id))
+    return repo_of(request).pause_backfill(backfill_id)
 
 
 @router.post("/backfills/{backfill_id}/resume", response_model=BackfillStatus, tags=["backfills"])
 def resume_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
-    return _conflict(lambda: repo_of(request).resume_backfill(backfill_id))
+    return repo_of(request).resume_backfill(backfill_id)
 
 
 @router.post("/backfills/{backfill_id}/cancel", response_model=BackfillStatus, tags=["backfills"])
@@ -201,15 +201,6 @@ def rerun_backfill(backfill_id: BackfillId, request: Request, response: Response
     if result.is_dry_run:
         response.status_code = 200
     return schemas.backfill_created(result)
-
-
-def _conflict(action: Any) -> BackfillStatus:
-    """Pausing a finished backfill is a conflict with its state, not a malformed request."""
-    try:
-        status: BackfillStatus = action()
-    except ValueError as exc:
-        raise ApiError(409, str(exc)) from None
-    return status
 
 
 # -- runs ---------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
     \\[tool.anachron] database, else sqlite:///.anachron/anachron.db.
     """
     from ..storage import DEFAULT_URL
-    from ..storage.engine import HEAD_REVISION
+    from ..storage.engine import head_revision
 
     if output is Output.json:
         guard()
@@ -110,9 +110,9 @@ def upgrade(db: DbOption = None, output: OutputOption = Output.text) -> None:
         storage.close()
     shown = targets.mask(url)
     if output is Output.json:
-        write_json({"database": shown, "revision": revision, "head": HEAD_REVISION})
+        write_json({"database": shown, "revision": revision, "head": head_revision()})
     else:
-        echo(f"{shown}: schema at revision {revision}" + (" (head)" if revision == HEAD_REVISION else ""))
+        echo(f"{shown}: schema at revision {revision}" + (" (head)" if revision == head_revision() else ""))
 
 
 @db_app.command(cls=usage(""), epilog=example(

@@ -6,11 +6,11 @@ the coordinator of the process that leads the backfill then creates its runs a w
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import lifecycle
 from ..definitions import Workflow, priority_of
 from ..estimate import Estimate, RunDuration, combine, estimate_backfill
 from ..models import (
@@ -35,7 +35,6 @@ from ..planning import (
 )
 from ..records import BackfillRecord, NewBackfill, Outcome
 from ..schedules import run_key_prefix
-from . import lifecycle
 from .context import EngineContext
 from .coordinator import Coordinator
 from .led import StoredRequest, rebuild_plan
@@ -166,8 +165,7 @@ class BackfillService:
         from ..requests import BackfillRequest
 
         record = self._record(backfill_id)
-        if record.status not in lifecycle.FINISHED_BACKFILL:
-            raise ValueError(f"backfill {backfill_id} is {record.status}; rerun it once it has ended (or cancel it)")
+        lifecycle.rerun(backfill_id, record.status)
         stored, plan = rebuild_plan(record, self.engine.registry)
         succeeded = self.engine.storage.run(lambda s: s.succeeded_keys_of_backfill(backfill_id), write=False)
         keys: dict[str, list[str]] = {}
@@ -288,7 +286,7 @@ class BackfillService:
                 raise NotFoundError(f"backfill {backfill_id!r} not found")
             if record.status not in lifecycle.ACTIVE_BACKFILL:
                 return None
-            live = s.live_worker_ids(time.time())  # leases are wall-clock time
+            live = s.live_worker_ids(self.engine.wall())  # leases are wall-clock time
             plan = lifecycle.plan_cancel(s.active_runs(backfill_ids=[backfill_id]), live, me)
             s.finish_runs([Outcome(r, CANCELED, "backfill canceled") for r in plan.finish_now], now)
             s.request_cancel(plan.ask_owner)

@@ -10,11 +10,12 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..clock import Clock
 from ..definitions import WorkflowRegistry
 from .executors.base import Executor
 from .queue import QueueLimits
@@ -74,7 +75,7 @@ class EngineContext:
     storage_handle: StorageHandle
     executor: Executor
     limits: QueueLimits
-    clock: Callable[[], datetime]
+    clock: Clock
     identity: WorkerIdentity
     lease_seconds: float
     pools: Mapping[str, int] = field(default_factory=dict)
@@ -89,7 +90,12 @@ class EngineContext:
         return self.identity.worker_id
 
     def now(self) -> datetime:
-        return self.clock()
+        """The engine's time: when runs are created, priorities age, schedules tick."""
+        return self.clock.now()
 
     def now_ts(self) -> float:
-        return self.clock().timestamp()
+        return self.clock.now().timestamp()
+
+    def wall(self) -> float:
+        """Unix seconds for leases and liveness (shared with other processes)."""
+        return self.clock.wall()

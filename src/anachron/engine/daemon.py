@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -67,11 +66,11 @@ class Daemon:
         self._report(evaluation)
         if any(f.run_id for f in evaluation.fired):
             self.coordinator.wake()
-        wall = time.monotonic()
+        wall = self.engine.clock.monotonic()
         if wall >= self._next_scan:
             self._next_scan = wall + self.scan_seconds
             self._look_out()
-        until_scan = max(0.0, self._next_scan - time.monotonic())
+        until_scan = max(0.0, self._next_scan - self.engine.clock.monotonic())
         if evaluation.due_again is None:
             return until_scan
         return max(0.0, min(until_scan, (evaluation.due_again - self.engine.now()).total_seconds()))
@@ -81,7 +80,7 @@ class Daemon:
         if not len(self.evaluator):
             return False
         worker_id = self.engine.worker_id
-        leading = self.engine.storage.run(lambda s: s.lead(self.duty, worker_id, time.time()))
+        leading = self.engine.storage.run(lambda s: s.lead(self.duty, worker_id, self.engine.wall()))
         if leading != self.leading:
             self.leading = leading
             if leading:
@@ -105,7 +104,7 @@ class Daemon:
     def _look_out(self) -> None:
         """Hand the coordinator the backfills and runs that no live process looks after."""
         registry = self.engine.registry
-        wall = time.time()
+        wall = self.engine.wall()
 
         def look(s: Session) -> tuple[list[tuple[str, tuple[str, ...], str]], list[tuple[str, str]]]:
             backfill_ids = s.unled_backfills(wall)
@@ -115,18 +114,18 @@ class Daemon:
                     [(r.run_id, r.workflow) for r in orphans.values()])
 
         backfills, runs = self.engine.storage.run(look, write=False)
-        soon = time.monotonic() - self.engine.lease_seconds  # ask again only after a while
+        soon = self.engine.clock.monotonic() - self.engine.lease_seconds  # ask again only after a while
         for backfill_id, workflows, status in backfills:
             if not registry.defines(workflows) or self._asked.get(backfill_id, -1e18) > soon:
                 continue
-            self._asked[backfill_id] = time.monotonic()
+            self._asked[backfill_id] = self.engine.clock.monotonic()
             why = "created without a leader" if status == "requested" else "its leader is gone"
             log.info("backfill %s: leading it (%s)", backfill_id, why)
             self.coordinator.lead(backfill_id)
         for run_id, workflow in runs:
             if workflow not in registry or self._asked.get(run_id, -1e18) > soon:
                 continue
-            self._asked[run_id] = time.monotonic()
+            self._asked[run_id] = self.engine.clock.monotonic()
             log.info("run %s (%s): taking it over (its process is gone)", run_id, workflow)
             self.coordinator.adopt_run(run_id)
         if len(self._asked) > 10_000:

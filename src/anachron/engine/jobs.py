@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from ..clock import SYSTEM_CLOCK
 from ..definitions import Workflow
 from ..loading import ref_of
 from ..params import decode_params
@@ -53,7 +54,7 @@ def job_from_record(workflow: Workflow, run: RunRecord, log_limit: int) -> RunJo
     if run.window_start is not None and run.window_end is not None and workflow.partitions is not None:
         tz = partition_timezone(workflow.partitions)
         window = (_utc(run.window_start).astimezone(tz), _utc(run.window_end).astimezone(tz))
-    logical = _utc(run.logical_time) if run.logical_time is not None else datetime.now(timezone.utc)
+    logical = _utc(run.logical_time) if run.logical_time is not None else SYSTEM_CLOCK.now()
     scheduled = _utc(run.scheduled_time) if run.scheduled_time is not None else None
     return RunJob(run.run_id, run.attempt, ref_of(workflow), run.keys, window, logical, scheduled,
                   decode_params(run.params), dict(run.tags), run.backfill_id, dict(run.environ), log_limit)

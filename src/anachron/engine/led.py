@@ -75,7 +75,9 @@ _Shared = tuple[str, str, Mapping[str, Any], dict[str, str], WorkflowRef, tzinfo
 
 @dataclass
 class LedBackfill:
-    """A backfill this process leads. ``cursor`` and ``active`` mirror storage between refreshes."""
+    """A backfill this process leads, as its memory holds it: the record, cursor and active count as last
+    known (they mirror storage between refreshes; the tick re-reads them when they may have changed), the
+    stored request and rebuilt plan, and the jobs of runs created and not started yet."""
 
     record: BackfillRecord
     stored: StoredRequest
@@ -83,38 +85,41 @@ class LedBackfill:
     cursor: int = 0
     active: int = 0  # its runs this process created or took over that have not finished
     jobs: dict[str, RunJob] = field(default_factory=dict)  # created, not yet started: their jobs, ready
-    _shared: dict[str, _Shared] = field(default_factory=dict)  # per workflow: what all its runs share
+    _shared: dict[str, _Shared] = field(default_factory=dict)  # per workflow: what all its runs share (a cache)
 
     @property
     def backfill_id(self) -> str:
         return self.record.backfill_id
 
-    def window(self, capacity: int) -> int:
+    @staticmethod
+    def window(record: BackfillRecord, capacity: int) -> int:
         """How many of its runs may exist unfinished at once: as many as may run (its ``max_concurrency``, at
         most what the executor takes) and a few queued behind them — visible to other processes sharing
         the queue, and ready for the next start."""
-        return min(self.record.max_concurrency, capacity) + QUEUED_AHEAD
+        return min(record.max_concurrency, capacity) + QUEUED_AHEAD
 
-    def refill(self, capacity: int) -> int:
+    def refill(self, capacity: int, record: BackfillRecord, cursor: int, active: int) -> int:
         """How many runs to create now: enough to fill the window, once that is at least ``QUEUED_AHEAD``
         (or all that is left): fewer, larger batches — one statement and one bulk key slice each."""
-        room = min(self.window(capacity) - self.active, self.record.total_runs - self.cursor)
-        return room if room >= min(QUEUED_AHEAD, self.record.total_runs - self.cursor) and room > 0 else 0
+        left = record.total_runs - cursor
+        room = min(self.window(record, capacity) - active, left)
+        return room if room >= min(QUEUED_AHEAD, left) and room > 0 else 0
 
     def tags_of(self, workflow: str) -> dict[str, str]:
         """The tags of this backfill's runs of ``workflow`` (after ``next_runs`` built some)."""
         return self._shared[workflow][3]
 
-    def next_runs(self, count: int, registry: WorkflowRegistry, owner: str, now: float,
-                  log_limit: int) -> list[NewRun]:
-        """The next ``count`` planned runs as rows (their jobs kept in ``jobs`` for when they start), each
-        with its ``plan_index`` (from the cursor on: written with the cursor it moved, or not at all)."""
-        planned = list(self.plan.runs(self.cursor, self.cursor + count))
+    def next_runs(self, cursor: int, count: int, registry: WorkflowRegistry, owner: str, now: float,
+                  log_limit: int) -> tuple[list[NewRun], dict[str, RunJob]]:
+        """The ``count`` planned runs from ``cursor`` on as rows, each with its ``plan_index`` (written with
+        the cursor it moved, or not at all), and their jobs for when they start."""
+        planned = list(self.plan.runs(cursor, cursor + count))
         windows = self._windows(planned, registry)
         plan_now = datetime.fromisoformat(self.stored.plan["now"])
         priority, backfill_id = self.stored.priority, self.backfill_id
         rows = []
-        for index, run in enumerate(planned, self.cursor):
+        jobs: dict[str, RunJob] = {}
+        for index, run in enumerate(planned, cursor):
             params_json, tags_json, params, tags, ref, zone = self._shared_of(run.workflow, registry)
             keys = run.keys
             bounds = windows.get(run)
@@ -135,10 +140,9 @@ class LedBackfill:
                 bounds[1] if bounds else None, run.scheduled_time.timestamp() if run.scheduled_time else None, now,
                 None, "{}", owner, plan_index=index))
             # params decoded per run: a run that changes a list it was given must not change its neighbours'
-            self.jobs[run_id] = RunJob(run_id, 1, ref, row_keys, window, logical, run.scheduled_time,
-                                       decode_params(params_json) if params else {}, tags, backfill_id, {},
-                                       log_limit)
-        return rows
+            jobs[run_id] = RunJob(run_id, 1, ref, row_keys, window, logical, run.scheduled_time,
+                                  decode_params(params_json) if params else {}, tags, backfill_id, {}, log_limit)
+        return rows, jobs
 
     @staticmethod
     def _windows(planned: list[PlannedRun], registry: WorkflowRegistry) -> dict[PlannedRun, tuple[float, float]]:

@@ -7,6 +7,7 @@ import time as _time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from ..clock import SYSTEM_CLOCK
 from ..context import CancelToken, RunCanceled
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class PoolGate:
             yield
             return
         while True:
-            slot = self.storage.run(lambda s: s.try_acquire_slot(pool, size, run_id, _time.time()))
+            slot = self.storage.run(lambda s: s.try_acquire_slot(pool, size, run_id, SYSTEM_CLOCK.wall()))
             if slot is not None:
                 break
             if cancel is not None and cancel.wait(POLL_SECONDS):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import lifecycle
 from ..clock import LogicalTimeError, time_from_environ
 from ..definitions import Workflow, normalize_tags, priority_of
 from ..models import CANCELED, FAILED, QUEUED, REGULAR_PRIORITY, NotFoundError
 from ..params import encode_params
 from ..records import NewRun, Outcome, RunRecord, RunRef
 from ..storage.codec import dumps
-from . import lifecycle
 from .context import EngineContext
 from .coordinator import Coordinator
 from .jobs import new_run_id, partition_window
@@ -126,7 +125,7 @@ class RunService:
             if run.status not in lifecycle.ACTIVE_RUN:
                 return None
             ref = RunRef(run.run_id, run.status, run.owner, run.backfill_id, run.cancel_requested, run.attempt)
-            plan = lifecycle.plan_cancel([ref], s.live_worker_ids(time.time()), me)  # leases: wall clock
+            plan = lifecycle.plan_cancel([ref], s.live_worker_ids(self.engine.wall()), me)  # leases: wall clock
             s.finish_runs([Outcome(r, CANCELED, "canceled") for r in plan.finish_now], now)
             s.request_cancel(plan.ask_owner)
             return plan

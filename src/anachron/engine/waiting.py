@@ -8,7 +8,6 @@ is unavailable for a while is not the end of the wait: it looks again at the nex
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,7 +23,8 @@ def wait_until(coordinator: Coordinator, look: Callable[[], tuple[T | None, str]
                timeout: float | None, runs: bool, between: Callable[[], None] | None = None) -> T:
     """Call ``look()`` → ``(final value or None, status text)`` until it returns a value; ``TimeoutError``
     naming ``what`` and its last status after ``timeout`` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    clock = coordinator.engine.clock
+    deadline = None if timeout is None else clock.monotonic() + timeout
     version = coordinator.run_version if runs else coordinator.version
     status = "unknown"
     while True:
@@ -37,7 +37,7 @@ def wait_until(coordinator: Coordinator, look: Callable[[], tuple[T | None, str]
             return value
         if between is not None:
             between()
-        remaining = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())
+        remaining = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - clock.monotonic())
         if remaining <= 0:
             raise TimeoutError(f"{what} still {status} after {timeout} s")
         version = coordinator.wait_for_change(version, remaining, runs=runs)

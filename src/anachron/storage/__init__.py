@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from ..clock import SYSTEM_CLOCK
 from .errors import (
     SavepointNeeded,
     StorageError,
@@ -40,11 +41,18 @@ __all__ = ["DEFAULT_URL", "SavepointNeeded", "Storage", "StorageError", "Storage
 
 
 class Storage:
-    def __init__(self, url: str | None = None):
-        from .engine import Database
+    def __init__(self, url: str | None = None, patience: float = DEFAULT_PATIENCE):
+        """Open (and migrate) the database; a database that cannot be reached for a moment (restarting, not
+        accepting connections) is waited for, up to ``patience`` seconds."""
+        from .engine import Database, migrate
 
         self.url = normalize_url(url or default_url())
         self.db: Database = Database(self.url)
+        try:
+            self._retrying(lambda: migrate(self.db.engine), patience)
+        except BaseException:
+            self.db.dispose()
+            raise
 
     @property
     def is_memory(self) -> bool:
@@ -71,18 +79,26 @@ class Storage:
         """``fn(session)`` in one transaction, retried with backoff on transient errors for up to
         ``patience`` seconds; then ``StorageUnavailable``. ``fn`` may run several times: it must not
         change anything outside the transaction before it returns."""
-        deadline = time.monotonic() + patience
+        def once() -> T:
+            with (self.write(pinned) if write else self.read(pinned)) as session:
+                return fn(session)
+
+        return self._retrying(once, patience, on_retry)
+
+    @staticmethod
+    def _retrying(fn: Callable[[], T], patience: float,
+                  on_retry: Callable[[BaseException, int], None] | None = None) -> T:
+        deadline = SYSTEM_CLOCK.monotonic() + patience
         attempt = 0
         while True:
             try:
-                with (self.write(pinned) if write else self.read(pinned)) as session:
-                    return fn(session)
+                return fn()
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not is_transient(exc):
                     raise
                 attempt += 1
                 delay = _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
-                if time.monotonic() + delay > deadline:
+                if SYSTEM_CLOCK.monotonic() + delay > deadline:
                     raise StorageUnavailable(f"storage unavailable: {describe_error(exc)}") from exc
                 if on_retry is not None:
                     on_retry(exc, attempt)

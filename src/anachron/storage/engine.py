@@ -16,9 +16,9 @@ from sqlalchemy.pool import StaticPool
 from .statements import Statements
 from .urls import is_memory_url, normalize_url
 
-HEAD_REVISION = "0005"
 IDLE_IN_TRANSACTION_MS = 10_000
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_HEAD: list[str] = []  # Alembic's head revision, read once per process
 
 
 def open_engine(url: str) -> Engine:
@@ -80,19 +80,37 @@ def current_revision(engine: Engine) -> str | None:
     return None if value is None else str(value)
 
 
+def _config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision of the migration scripts, as Alembic reads them (once per process)."""
+    if not _HEAD:
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(_config()).get_current_head()
+        if head is None:
+            raise RuntimeError(f"no migration scripts in {_MIGRATIONS}")
+        _HEAD.append(head)
+    return _HEAD[0]
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; cheap when it already is."""
-    if current_revision(engine) == HEAD_REVISION:
+    if current_revision(engine) == head_revision():
         return
     from alembic import command
-    from alembic.config import Config
 
     with engine.connect().execution_options(anachron_write=True) as conn:
         with conn.begin():
             if conn.dialect.name == "postgresql":  # two processes opening a fresh database at once
                 conn.execute(text("SELECT pg_advisory_xact_lock(7262840011)"))
-            config = Config()
-            config.set_main_option("script_location", str(_MIGRATIONS))
+            config = _config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
@@ -118,7 +136,6 @@ class Database:
         self._pinned: list[Connection] = []
         self._lock = threading.Lock()
         self._dbapi_error: type[Exception] = self.engine.dialect.dbapi.Error  # type: ignore[union-attr]
-        migrate(self.engine)
 
     @contextlib.contextmanager
     def transaction(self, write: bool, pinned: bool = False) -> Iterator[Connection]:

@@ -37,6 +37,8 @@ def is_transient(exc: BaseException) -> bool:
     # operator intervention (admin shutdown, cannot connect now)
     if state.startswith(("08", "40", "53", "57P")):
         return True
+    if isinstance(exc, sa_exc.OperationalError) and str(orig).startswith("connection failed"):
+        return True  # psycopg could not connect (refused, the database not accepting connections right now)
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) and not state
 
 

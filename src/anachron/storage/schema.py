@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ..models import BackfillState, RunStatus
 
 metadata = MetaData()
+
+
+def status_check(statuses: type[RunStatus] | type[BackfillState]) -> str:
+    """The ``CHECK`` of a status column (revision 0006): only the lifecycle's statuses are stored."""
+    return "status IN (" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
 
 workers = Table(
     "anachron_workers", metadata,
@@ -44,7 +64,11 @@ runs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     # the run's position in its backfill's plan, 0-based (revision 0004); NULL outside a backfill
     Column("plan_index", Integer),
+    # a queued run is not started before this time (revision 0006): a run taken over from a process whose
+    # lease lapsed waits a moment for that process's late outcome (see anachron/lifecycle.py)
+    Column("not_before", Float),
     UniqueConstraint("workflow", "idempotency_key", name="uq_anachron_runs_idempotency"),
+    CheckConstraint(status_check(RunStatus), name="ck_anachron_runs_status"),
 )
 Index("ix_anachron_runs_status", runs.c.status, runs.c.priority)
 # a backfill's runs by status; plan_index makes it cover the partition grid's count of the runs that did not
@@ -97,6 +121,7 @@ backfills = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("ended_at", Float),
+    CheckConstraint(status_check(BackfillState), name="ck_anachron_backfills_status"),
 )
 Index("ix_anachron_backfills_status", backfills.c.status)
 

@@ -1,7 +1,7 @@
 """Every SQL statement anachron issues, bound to one transaction. One code path for both databases.
 
 A ``Session`` takes and returns records (``anachron.records``); it holds no policy. What to start, cancel
-or finish is decided by the engine (``engine.lifecycle``, ``engine.queue``) and written here.
+or finish is decided by the engine (``anachron.lifecycle``, ``engine.queue``) and written here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Integer, and_, case, delete, func, insert, li
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..estimate import HISTORY_RUNS, RunDuration
+from ..lifecycle import BACKFILL_TRANSITIONS, sources
 from ..models import CANCELED, FAILED, QUEUED, RUN_STATUSES, RUNNING, SUCCESS
 from ..records import (
     EMPTY_TAGS,
@@ -29,6 +30,7 @@ from ..records import (
     NewRun,
     Outcome,
     QueuedRun,
+    Recorded,
     RunCounts,
     RunFilter,
     RunRecord,
@@ -281,9 +283,10 @@ class Session(ScheduleRows):
         taken with ``SKIP LOCKED``; SQLite's write transaction already excludes every other writer."""
         return self._st.lock_queue.execute(self.cursor).fetchone() is not None
 
-    def queued_runs(self, scan: int, with_tags: bool) -> list[QueuedRun]:
-        """The first ``scan`` queued runs in (priority, age) order whose backfill (if any) is in progress."""
-        rows = self._st.queued.execute(self.cursor, (scan,)).fetchall()
+    def queued_runs(self, scan: int, with_tags: bool, now: float) -> list[QueuedRun]:
+        """The first ``scan`` queued runs in (priority, age) order whose backfill (if any) is in progress and
+        that may start at ``now`` (``not_before``)."""
+        rows = self._st.queued.execute(self.cursor, (now, scan)).fetchall()
         return [QueuedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tags_of(r[8]) if with_tags else EMPTY_TAGS,
                           keys_of(r[9], r[10])) for r in rows]
 
@@ -291,16 +294,19 @@ class Session(ScheduleRows):
         rows = self._st.running.execute(self.cursor).fetchall()
         return [ActiveRun(r[0], r[1], tags_of(r[2]) if with_tags else EMPTY_TAGS, keys_of(r[3], r[4])) for r in rows]
 
-    def start_runs(self, run_ids: Sequence[str], now: float) -> int:
-        """Move queued runs to running; returns how many moved."""
-        return self._st.start_many.execute(self.cursor, run_ids, head=(now,)) if run_ids else 0
+    def start_runs(self, run_ids: Sequence[str], now: float) -> set[str]:
+        """Move queued runs to running; returns the ids that moved (not one finished meanwhile)."""
+        if not run_ids:
+            return set()
+        return {row[0] for row in self._st.start_many.returning(self.cursor, run_ids, head=(now,))}
 
     # -- finishing runs ----------------------------------------------------------------------------
     def record_outcomes(self, outcomes: Sequence[Outcome], owner: str, inflight: Mapping[str, InFlight],
-                        now: float) -> list[Outcome]:
+                        now: float) -> list[Recorded]:
         """Record what an executor reported for runs ``owner`` runs (``inflight`` says which attempt and
-        backfill each is). Only the current attempt of a still-active run, still owned by ``owner``, is
-        recorded; returns the outcomes that were."""
+        backfill each is). Recorded: the current attempt of a still-active run still owned by ``owner``, or
+        the attempt before a run's current one when that one has not started (``lifecycle``: a late outcome
+        of a stalled owner). Returns those recorded, with the backfill each counts for."""
         if not outcomes:
             return []
         unique = {o.run_id: o for o in outcomes}  # one outcome per run (a report repeated by mistake is one)
@@ -317,7 +323,7 @@ class Session(ScheduleRows):
             info[o.run_id] = known if known.backfill_id == recorded[o.run_id] else \
                 known._replace(backfill_id=recorded[o.run_id])
         self._after_finish(applied, info, now)
-        return applied
+        return [Recorded(o.run_id, o.status, recorded[o.run_id]) for o in applied]
 
     def finish_runs(self, outcomes: Sequence[Outcome], now: float) -> list[Outcome]:
         """Record decisions about active runs (a cancel, a stop), whoever executes them. A run that has
@@ -374,8 +380,10 @@ class Session(ScheduleRows):
 
     # -- taking runs over --------------------------------------------------------------------------
     def adopt_runs(self, owner: str, now: float, live: frozenset[str], *, backfill_ids: Sequence[str] = (),
-                   run_ids: Sequence[str] = ()) -> AdoptedRuns:
-        """Take over the active runs of dead owners (see ``requeue``)."""
+                   run_ids: Sequence[str] = (), grace: float = 0.0) -> AdoptedRuns:
+        """Take over the active runs of dead owners (see ``requeue``). A run that was running is queued as a
+        new attempt that does not start before ``now + grace``: its old owner may still report its outcome
+        (its process stalled, or storage was unreachable), which is then accepted instead."""
         scope = []
         if backfill_ids:
             scope.append(runs.c.backfill_id.in_(list(backfill_ids)))
@@ -384,11 +392,11 @@ class Session(ScheduleRows):
         if not scope:
             return AdoptedRuns((), (), ())
         orphans = and_(or_(*scope), _ACTIVE, or_(runs.c.owner.is_(None), runs.c.owner.not_in(list(live) or [""])))
-        return self._take_over(orphans, owner, now)
+        return self._take_over(orphans, owner, now, grace)
 
-    def reclaim_runs(self, owner: str, now: float) -> AdoptedRuns:
+    def reclaim_runs(self, owner: str, now: float, grace: float = 0.0) -> AdoptedRuns:
         """After ``owner`` lost its lease: its active runs are treated as orphans and taken back."""
-        return self._take_over(and_(runs.c.owner == owner, _ACTIVE), owner, now)
+        return self._take_over(and_(runs.c.owner == owner, _ACTIVE), owner, now, grace)
 
     def requeue(self, run_ids: Sequence[str], attempts: Mapping[str, int], owner: str) -> list[str]:
         """Queue running runs again as a new attempt (their execution was lost, not finished)."""
@@ -401,7 +409,7 @@ class Session(ScheduleRows):
                 changed.append(run_id)
         return changed
 
-    def _take_over(self, where: Any, owner: str, now: float) -> AdoptedRuns:
+    def _take_over(self, where: Any, owner: str, now: float, grace: float) -> AdoptedRuns:
         rows = list(self.conn.execute(select(runs.c.run_id, runs.c.status, runs.c.cancel_requested)
                                       .where(where).with_for_update()))
         canceled = tuple(r[0] for r in rows if r[2])
@@ -409,8 +417,9 @@ class Session(ScheduleRows):
         requeued = tuple(r[0] for r in rows if r[1] == RUNNING and not r[2])
         moved = tuple(r[0] for r in rows if r[1] == QUEUED and not r[2])
         for chunk in _chunks(requeued):
-            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(
-                status=QUEUED, attempt=runs.c.attempt + 1, owner=owner, started_at=None))
+            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status == RUNNING).values(
+                status=QUEUED, attempt=runs.c.attempt + 1, owner=owner, started_at=None,
+                not_before=now + grace if grace > 0 else None))
         for chunk in _chunks(moved):
             self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk)).values(owner=owner))
         return AdoptedRuns(requeued, moved, canceled)
@@ -588,6 +597,35 @@ class Session(ScheduleRows):
         if expect_status is not None:
             query = query.where(backfills.c.status.in_(list(expect_status)))
         return self.conn.execute(query.values(**values)).rowcount == 1
+
+    def move_backfill(self, backfill_id: str, status: str, now: float, *, owner: str | None = KEEP,
+                      expect_owner: str | None = KEEP, cancel_requested: bool = KEEP, canceled: int = KEEP,
+                      error: str | None = KEEP, ended_at: float | None = KEEP) -> bool:
+        """Move a backfill to ``status`` (with the other fields given) if the lifecycle allows it from its
+        current status (``lifecycle.BACKFILL_TRANSITIONS``; staying in it is allowed) and, with
+        ``expect_owner``, only while that process leads it. Whether it moved."""
+        allowed = (*sources(BACKFILL_TRANSITIONS, status), status)
+        query = update(backfills).where(backfills.c.backfill_id == backfill_id, backfills.c.status.in_(allowed))
+        if expect_owner is not KEEP:
+            query = query.where(backfills.c.owner == expect_owner)
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        for name, value in (("owner", owner), ("cancel_requested", cancel_requested), ("canceled", canceled),
+                            ("error", error), ("ended_at", ended_at)):
+            if value is not KEEP:
+                values[name] = value
+        return self.conn.execute(query.values(**values)).rowcount == 1
+
+    def end_backfill(self, backfill_id: str, owner: str, status: str, canceled: int, error: str | None,
+                     now: float) -> bool:
+        """End a backfill ``owner`` leads: its final status and counts, and no leader any more."""
+        return self.move_backfill(backfill_id, status, now, owner=None, expect_owner=owner, canceled=canceled,
+                                  error=error, ended_at=now)
+
+    def cancel_runs_of_backfill(self, backfill_id: str, why: str, now: float, queued_only: bool = False) -> list[str]:
+        """Cancel a backfill's active runs (or only its queued ones), whoever runs them; their ids."""
+        active = self.active_runs(backfill_ids=[backfill_id])
+        chosen = [r.run_id for r in active if not queued_only or r.status == QUEUED]
+        return [o.run_id for o in self.finish_runs([Outcome(r, CANCELED, why) for r in chosen], now)]
 
     def acquire_backfill(self, backfill_id: str, owner: str, live: frozenset[str], now: float) -> bool:
         """Take the backfill's lease when it has no live owner (or already is ours)."""

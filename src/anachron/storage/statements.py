@@ -19,7 +19,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 
-from ..models import IN_PROGRESS, QUEUED, RUNNING
+from ..lifecycle import RUN_TRANSITIONS, sources
+from ..models import CANCELED, FAILED, IN_PROGRESS, QUEUED, RUNNING, SUCCESS
 from .schema import backfills, queue_lock, run_logs, run_partitions, runs, schedules, workers
 
 Q_QUEUED: ColumnClause[Any] = literal_column(f"'{QUEUED}'")
@@ -158,8 +159,14 @@ class Batch:
             yield cursor
 
 
+def _in(statuses: Iterable[str]) -> str:
+    """``('a', 'b')``: a guard's statuses as SQL literals."""
+    return "(" + ", ".join(f"'{s}'" for s in statuses) + ")"
+
+
 class Statements:
-    """The hot statements for one database dialect."""
+    """The hot statements for one database dialect. Every status change is guarded by the statuses the
+    lifecycle (``anachron.lifecycle``) lets move to the new one."""
 
     def __init__(self, dialect: Dialect):
         def p(statement: ClauseElement, *args: str, column_keys: Sequence[str] | None = None) -> Prepared:
@@ -182,19 +189,28 @@ class Statements:
         self.insert_run_partitions = insert_many(run_partitions, ("run_id", "workflow", "partition_key"))
         self.insert_logs = insert_many(run_logs, ("run_id", "attempt", "ts", "level", "message"))
         active = or_(runs.c.status == Q_QUEUED, runs.c.status == Q_RUNNING)
-        #: many outcomes of the current attempts of runs ``owner`` runs, in one statement
+        started_from = sources(RUN_TRANSITIONS, RUNNING)
+        finishable = sources(RUN_TRANSITIONS, SUCCESS, FAILED, CANCELED)
+        #: many outcomes of runs ``owner`` runs, in one statement. An outcome is accepted from the run's
+        #: current attempt while it is active and owned by ``owner``, or — the attempt that ran, reported late
+        #: (its leader stalled, storage was down) — when the run was taken over meanwhile and its next attempt
+        #: has not started (queued as attempt + 1): that attempt is then never started.
+        r = runs.name
         self.finish_many = Batch(dialect, 7, lambda n, group: (
-            f"UPDATE {runs.name} SET status = CAST(v.column2 AS VARCHAR(16)), error = CAST(v.column3 AS TEXT), "
+            f"UPDATE {r} SET status = CAST(v.column2 AS VARCHAR(16)), error = CAST(v.column3 AS TEXT), "
             "ended_at = CAST(v.column4 AS DOUBLE PRECISION), "
-            f"started_at = COALESCE(CAST(v.column5 AS DOUBLE PRECISION), {runs.name}.started_at) "
+            f"started_at = COALESCE(CAST(v.column5 AS DOUBLE PRECISION), {r}.started_at), "
+            f"attempt = CAST(v.column6 AS INTEGER), not_before = NULL "
             f"FROM (VALUES {', '.join([group] * n)}) AS v "
-            f"WHERE {runs.name}.run_id = v.column1 AND {runs.name}.attempt = CAST(v.column6 AS INTEGER) "
-            f"AND {runs.name}.owner = v.column7 AND {runs.name}.status IN ('{QUEUED}', '{RUNNING}') "
-            f"RETURNING {runs.name}.run_id, {runs.name}.backfill_id"))
-        #: queued runs to running, in one statement
+            f"WHERE {r}.run_id = v.column1 AND ("
+            f"({r}.attempt = CAST(v.column6 AS INTEGER) AND {r}.owner = v.column7 AND {r}.status IN {_in(finishable)}) "
+            f"OR ({r}.attempt = CAST(v.column6 AS INTEGER) + 1 AND {r}.status = '{QUEUED}')) "
+            f"RETURNING {r}.run_id, {r}.backfill_id"))
+        #: queued runs to running, in one statement; returns the ids it started (a run finished meanwhile by
+        #: a late outcome is not)
         self.start_many = Batch(dialect, 1, lambda n, group: (
-            f"UPDATE {runs.name} SET status = '{RUNNING}', started_at = {{p}} "
-            f"WHERE status = '{QUEUED}' AND run_id IN ({', '.join(['{p}'] * n)})"))
+            f"UPDATE {r} SET status = '{RUNNING}', started_at = {{p}}, not_before = NULL "
+            f"WHERE status IN {_in(started_from)} AND run_id IN ({', '.join(['{p}'] * n)}) RETURNING run_id"))
         finish = update(runs).values(status=b("st"), error=b("err"), ended_at=b("end"),
                                      started_at=func.coalesce(b("begin"), runs.c.started_at))
         #: an outcome from the executor of the current attempt (guarded by attempt and owner)
@@ -218,8 +234,9 @@ class Statements:
                    runs.c.backfill_id, backfills.c.max_concurrency, runs.c.tags, runs.c.partition_key,
                    runs.c.partition_keys)
             .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
-            .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS))
-            .order_by(runs.c.priority.desc(), runs.c.seq).limit(b("scan")), "scan")
+            .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS),
+                   or_(runs.c.not_before.is_(None), runs.c.not_before <= b("now")))
+            .order_by(runs.c.priority.desc(), runs.c.seq).limit(b("scan")), "now", "scan")
         self.running = p(select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
                                 runs.c.partition_keys).where(runs.c.status == Q_RUNNING))
         self.advance_cursor = p(update(backfills).values(cursor=b("new"), updated_at=b("now")).where(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ...clock import Clock
     from ...definitions import Workflow
     from ...records import WorkflowRef
     from ...runtime import RunJob, RunOutcome
@@ -41,6 +42,18 @@ class ExecutorHost(Protocol):
 
     @property
     def log_limit(self) -> int: ...
+
+    @property
+    def clock(self) -> Clock:
+        """The coordinator's clock (its lease deadline is on ``clock.wall()``)."""
+
+    @property
+    def worker_id(self) -> str:
+        """The coordinator's identity: the owner of the runs it hands over."""
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long the coordinator's lease lasts when it is not renewed."""
 
     def resolve(self, ref: WorkflowRef) -> Workflow:
         """A workflow by name, in this process."""

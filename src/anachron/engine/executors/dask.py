@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from ...clock import SYSTEM_CLOCK
 from ...models import CANCELED, FAILED
 from ...runtime import LOST, RunJob, RunOutcome
 from .base import Executor, ExecutorHost
@@ -103,9 +104,12 @@ class DaskExecutor(Executor):
     def start(self, host: ExecutorHost) -> None:
         self._host = host
         self._client = self._connect()
+        # storage reached from the cluster: for pools, and for its workers to record outcomes themselves
+        # while this coordinator stalls — a SQLite file only when the cluster runs on this machine
+        local = self._cluster is not None or not host.storage_url.startswith("sqlite")
         self._settings = RemoteSettings(self._id, list(sys.path) if self._cluster is not None else [],
-                                        dict(host.pools), host.storage_url if host.pools else None,
-                                        self.capture_output)
+                                        dict(host.pools), host.storage_url if host.pools or local else None,
+                                        self.capture_output, host.worker_id, host.lease_seconds)
         self._check_cluster()
         self._sender = threading.Thread(target=self._send_loop, name="anachron-dask-broadcast", daemon=True)
         self._sender.start()
@@ -135,9 +139,9 @@ class DaskExecutor(Executor):
                         "distributed.scheduler.allowed-failures to 0 on the scheduler for exact retries.", allowed)
 
     def _refresh_nthreads(self, force: bool = False) -> None:
-        if self._fixed_workers or (not force and time.monotonic() - self._nthreads_at < NTHREADS_EVERY):
+        if self._fixed_workers or (not force and SYSTEM_CLOCK.monotonic() - self._nthreads_at < NTHREADS_EVERY):
             return
-        self._nthreads_at = time.monotonic()
+        self._nthreads_at = SYSTEM_CLOCK.monotonic()
         total = sum(self._client.nthreads().values())
         if total:
             self.max_workers = total
@@ -275,10 +279,10 @@ class DaskExecutor(Executor):
                 if cancels:
                     client.run(cancel_on_worker, self._id, cancels, wait=False)
                 deadline = self._deadline
-                if deadline != self._sent_deadline or time.monotonic() - self._sent_at >= FENCE_EVERY:
+                if deadline != self._sent_deadline or SYSTEM_CLOCK.monotonic() - self._sent_at >= FENCE_EVERY:
                     if deadline > 0:
                         client.run(fence_on_worker, self._id, deadline, wait=False)
-                    self._sent_deadline, self._sent_at = deadline, time.monotonic()
+                    self._sent_deadline, self._sent_at = deadline, SYSTEM_CLOCK.monotonic()
             except Exception as exc:  # noqa: BLE001 - the cluster is unreachable: runs are fenced there
                 log.warning("DaskExecutor: could not reach the cluster: %s", exc)
 

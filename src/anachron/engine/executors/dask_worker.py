@@ -17,11 +17,11 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ...clock import SYSTEM_CLOCK, Clock
 from ...models import CANCELED
 from ...runtime import LOST, RunJob, RunOutcome
 
@@ -35,6 +35,8 @@ class RemoteSettings(NamedTuple):
     pools: dict[str, int]
     storage_url: str | None
     capture_output: bool
+    owner: str | None = None  # the coordinator's worker id
+    lease_seconds: float = 0.0
 
 
 class _Batch:
@@ -80,6 +82,18 @@ class _Runner:
     @property
     def log_limit(self) -> int:
         return 0  # each job carries its own
+
+    @property
+    def clock(self) -> Clock:
+        return SYSTEM_CLOCK
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.owner or ""
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.settings.lease_seconds
 
     def resolve(self, ref: Any) -> Any:
         raise NotImplementedError("jobs run in child processes")
@@ -143,7 +157,7 @@ _lock = threading.Lock()
 
 def _runner(settings: RemoteSettings) -> _Runner:
     with _lock:
-        now = time.time()
+        now = SYSTEM_CLOCK.wall()
         for key, stale in list(_runners.items()):
             idle = stale.idle_since(now)
             if key != settings.executor_id and idle is not None and idle > REAP_AFTER:

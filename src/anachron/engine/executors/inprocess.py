@@ -10,7 +10,6 @@ process never waits for an abandoned run at exit.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -74,7 +73,7 @@ class InProcessExecutor(Executor):
             token = tokens.get(job.run_id)
             if token is None:  # canceled or abandoned before it started
                 continue
-            if 0 < self._deadline < time.time():
+            if 0 < self._deadline < host.clock.wall():
                 tokens.pop(job.run_id, None)
                 done.append(RunOutcome.ended(job, LOST, "not started: its coordinator's lease lapsed"))
                 continue

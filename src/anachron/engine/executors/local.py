@@ -21,12 +21,12 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
+from ...clock import SYSTEM_CLOCK
 from ...models import CANCELED, FAILED
 from ...runtime import LOST, RunJob, RunOutcome
 from .base import Executor, ExecutorHost
@@ -63,8 +63,8 @@ class LocalExecutor(Executor):
         self._host = host
         self._ctx = multiprocessing.get_context("spawn")
         self._fence = self._ctx.Value("d", 0.0, lock=False)
-        self._settings = WorkerSettings(list(sys.path), os.getpid(), dict(host.pools),
-                                        host.storage_url if host.pools else None, self.capture_output)
+        self._settings = WorkerSettings(list(sys.path), os.getpid(), dict(host.pools), host.storage_url or None,
+                                        self.capture_output, host.worker_id, host.lease_seconds)
         self._slots = [_Slot(i) for i in range(self.max_workers)]
         for slot in self._slots:
             self._spawn(slot)
@@ -155,7 +155,7 @@ class LocalExecutor(Executor):
                         self._kill(slot, "cancel", token)
                     else:  # waiting in the worker: dropped there; if it starts meanwhile, killed then
                         self._send(slot, ("cancel", run_id))
-                        slot.cancel_by[token] = time.time()
+                        slot.cancel_by[token] = SYSTEM_CLOCK.wall()
                     return
 
     def _receive(self, slot: _Slot, results: list[RunOutcome]) -> None:
@@ -229,7 +229,7 @@ class LocalExecutor(Executor):
         self._startup_failures = 0  # new jobs may try again (the code may have been fixed)
 
     def _check_deadlines(self, results: list[RunOutcome]) -> None:
-        now = time.time()
+        now = SYSTEM_CLOCK.wall()
         fence = self._fence.value
         for slot in self._slots:
             if slot.conn is None or not slot.inflight:
@@ -275,7 +275,7 @@ class LocalExecutor(Executor):
 
     def _next_timer(self) -> float:
         timeout = IDLE_WAIT
-        now = time.time()
+        now = SYSTEM_CLOCK.wall()
         fence = self._fence.value
         if fence > 0 and any(s.inflight for s in self._slots):
             timeout = min(timeout, max(0.0, fence + 0.5 - now))

@@ -26,9 +26,11 @@ from collections import deque
 from typing import Any, NamedTuple
 
 from ...capture import FdCapture, RunLog
+from ...clock import SYSTEM_CLOCK
 from ...loading import load_workflow
 from ...models import CANCELED
 from ...runtime import LOST, RunJob, RunOutcome, execute
+from .recorder import Recorder
 
 FLUSH_AFTER = 0.001  # seconds an outcome may wait for others to share its message
 FLUSH_COUNT = 64
@@ -40,8 +42,10 @@ class WorkerSettings(NamedTuple):
     sys_path: list[str]
     parent_pid: int
     pools: dict[str, int]
-    storage_url: str | None
+    storage_url: str | None  # for pools, and for recording outcomes while the coordinator stalls
     capture_output: bool
+    owner: str | None = None  # the coordinator's worker id: the owner of the runs sent here
+    lease_seconds: float = 0.0
 
 
 def worker_main(conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any) -> None:
@@ -68,6 +72,10 @@ class _Worker:
         self.workflows: dict[Any, Any] = {}
         self.gate: Any = None
         self.output: FdCapture | None = None
+        shared = settings.storage_url
+        if shared is not None and (shared == "sqlite://" or ":memory:" in shared):
+            shared = None  # an in-memory database cannot be reached from here
+        self.recorder = Recorder(shared, settings.owner, settings.lease_seconds)
 
     # -- the main thread: take messages, run jobs -------------------------------------------------
     def serve(self) -> None:
@@ -105,6 +113,7 @@ class _Worker:
                 self.done.value = token
                 self.current.value = 0
             self.report(outcome)
+            self.recorder.finished(job, outcome)
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -119,7 +128,7 @@ class _Worker:
             self.stopping = True
 
     def run(self, job: RunJob) -> RunOutcome:
-        started = time.time()
+        started = SYSTEM_CLOCK.wall()
         try:
             workflow = self.workflows.get(job.workflow)
             if workflow is None:
@@ -143,11 +152,11 @@ class _Worker:
     def report(self, outcome: RunOutcome) -> None:
         with self.lock:
             if not self.outbox:
-                self.first_unsent = time.monotonic()
+                self.first_unsent = SYSTEM_CLOCK.monotonic()
                 if self.watch_idle:
                     self.wake.set()
             self.outbox.append(outcome)
-            if len(self.outbox) >= FLUSH_COUNT or time.monotonic() - self.first_unsent >= FLUSH_AFTER:
+            if len(self.outbox) >= FLUSH_COUNT or SYSTEM_CLOCK.monotonic() - self.first_unsent >= FLUSH_AFTER:
                 self._flush_locked()
 
     def flush(self) -> None:
@@ -167,27 +176,28 @@ class _Worker:
 
     def fenced(self) -> bool:
         deadline = self.fence.value
-        return bool(0 < deadline < time.time())
+        return bool(0 < deadline < SYSTEM_CLOCK.wall())
 
     # -- the watchman thread: the fence, and outcomes held up by a long run ----------------------
     def watch(self) -> None:
         while True:
             self.wake.clear()  # before looking: a job that starts after the look sets it again
             with self.lock:
-                self.watch_idle = self.running is None and not self.outbox
+                self.watch_idle = self.running is None and not self.outbox and not self.recorder.watching
             if self.watch_idle:  # nothing to fence or send: sleep until there is (an idle worker costs nothing)
                 self.wake.wait(IDLE_WATCH)
             else:
                 deadline = self.fence.value
                 wait = WATCH_INTERVAL if deadline <= 0 else max(0.0, min(WATCH_INTERVAL,
-                                                                         deadline - time.time() + 0.001))
+                                                                         deadline - SYSTEM_CLOCK.wall() + 0.001))
                 time.sleep(wait)
+            self.recorder.watch(self.fence.value)
             with self.lock:
                 if self.running is not None and self.fenced():
                     self._flush_locked()
                     self.conn.send(("killing", self.running.run_id, "fence"))
                     os.killpg(os.getpid(), signal.SIGKILL)
-                if self.outbox and time.monotonic() - self.first_unsent >= FLUSH_AFTER:
+                if self.outbox and SYSTEM_CLOCK.monotonic() - self.first_unsent >= FLUSH_AFTER:
                     self._flush_locked()
 
 

@@ -1,0 +1,65 @@
+"""Compare this checkout's speed with another commit's, in the same run on the same machine.
+
+    .venv/bin/python bench/compare.py REV [case ...] [--rounds N]
+
+``REV`` is checked out beside this one (a detached ``git worktree`` under a temporary directory); each case of
+``bench_backfill.py`` then runs alternately on the other commit's code and on this one's (``PYTHONPATH`` picks
+the ``src`` each process imports; both run this checkout's benchmark script), ``--rounds`` times each (3 by
+default), so a busy moment of a shared machine slows both sides alike. Prints, per case, each side's median
+and the ratio this / other (higher is better for rates, lower for times).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RATE_KEYS = ("per_second", "rate")
+
+
+def run(src: Path, case: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, str(HERE / "bench_backfill.py"), "--one", case], capture_output=True,
+                         text=True, cwd=HERE, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{case} on {src} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> None:
+    rounds = 3
+    if "--rounds" in argv:
+        i = argv.index("--rounds")
+        rounds = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+    if not argv:
+        raise SystemExit(__doc__)
+    rev, cases = argv[0], argv[1:] or ["inprocess", "local64", "local4", "postgres", "import"]
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Path(tmp) / "other"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), rev], check=True,
+                       capture_output=True)
+        try:
+            for case in cases:
+                mine, theirs = [], []
+                for _ in range(rounds):
+                    theirs.append(run(other / "src", case))
+                    mine.append(run(ROOT / "src", case))
+                key = next((k for k in RATE_KEYS if k in mine[0]), "ms" if "ms" in mine[0] else "seconds")
+                a = statistics.median(r[key] for r in theirs)
+                b = statistics.median(r[key] for r in mine)
+                print(f"{case}: {key} {rev}={a:,.1f} this={b:,.1f} ratio={b / a:.3f}", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False,
+                           capture_output=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

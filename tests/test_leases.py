@@ -1,0 +1,104 @@
+"""Leases, fences and takeovers on a manual clock (``anachron.clock.ManualClock``): the lease lapses when the
+test says the time has passed, not after real seconds — these run in milliseconds."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+import anachron as ac
+from anachron.clock import ManualClock
+from anachron.lifecycle import takeover_grace
+from helpers import wait_for, wait_until
+
+LEASE = 30.0
+KEYS = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+GATE = threading.Event()
+EXECUTED: list[tuple[str, int]] = []
+
+
+@ac.workflow(partitions=ac.DailyPartitions("2024-01-01", "2024-02-01"))
+def gated():
+    ctx = ac.context()
+    GATE.wait(30)
+    EXECUTED.append((ctx.partition_key, ctx.attempt))
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    GATE.clear()
+    EXECUTED.clear()
+    yield
+    GATE.set()
+
+
+def freeze(repo) -> threading.Event:
+    """Stop a repository's coordinator between two ticks, as a long GC pause or SIGSTOP would; set the event
+    returned to let it go on."""
+    thaw = threading.Event()
+    coordinator = repo._coordinator
+    tick = coordinator.tick
+
+    def frozen(now):
+        thaw.wait(60)
+        return tick(coordinator.engine.now_ts())
+
+    coordinator.tick = frozen
+    return thaw
+
+
+def let_time_pass(clock, seconds, *alive):
+    """Move the clock on by ``seconds`` a quarter lease at a time, letting the coordinators that are not
+    frozen tick (and renew their lease) in between, as time passing would."""
+    while seconds > 0:
+        step = min(seconds, LEASE / 4)
+        clock.advance(step)
+        seconds -= step
+        for repo in alive:
+            repo._coordinator.wake()
+        threading.Event().wait(0.05)
+
+
+def owner(repo, backfill_id):
+    return repo.storage.run(lambda s: s.get_backfill(backfill_id), write=False).owner
+
+
+def test_a_lease_lapses_when_the_clock_says_so_and_a_late_outcome_wins_the_grace(sqlite_url, make_repo):
+    clock = ManualClock()
+    leader = make_repo([gated], storage=sqlite_url, executor=ac.InProcessExecutor(2), clock=clock,
+                       lease_seconds=LEASE)
+    follower = make_repo([gated], storage=sqlite_url, executor=ac.InProcessExecutor(2), clock=clock,
+                         lease_seconds=LEASE)
+    result = leader.backfill(gated, partition_keys=KEYS, max_concurrency=2, block=False)
+    wait_until(lambda: len(leader.list_runs(backfill_id=result.backfill_id, status="running")) == 2)
+    thaw = freeze(leader)
+    waited: dict = {}
+    waiter = threading.Thread(target=lambda: waited.update(s=follower.wait_backfill(result.backfill_id, 30)))
+    waiter.start()
+    leader_id = owner(leader, result.backfill_id)
+    assert not wait_for(lambda: owner(leader, result.backfill_id) != leader_id, timeout=0.5)  # lease alive
+
+    let_time_pass(clock, LEASE + 1, follower)  # the frozen leader's lease lapses: the follower takes over
+    assert wait_for(lambda: owner(leader, result.backfill_id) not in (None, leader_id), timeout=5)
+    held = [r for r in follower.list_runs(backfill_id=result.backfill_id) if r.attempt == 2]
+    assert len(held) == 2 and {r.status for r in held} == {"queued"}  # again, as attempt 2: held for the grace
+    assert not wait_for(lambda: any(follower.get_run(r.run_id).status != "queued" for r in held), timeout=0.3)
+
+    GATE.set()  # the runs the frozen leader was running finish: their outcomes wait in its memory
+    wait_until(lambda: {key for key, _ in EXECUTED} == set(KEYS))
+    thaw.set()  # it wakes up, finds its lease lapsed, records what it holds: attempt 2 had not started
+    wait_until(lambda: all(follower.get_run(r.run_id).status == "success" for r in held))
+    let_time_pass(clock, takeover_grace(LEASE), follower)
+    waiter.join(30)
+    assert waited["s"].status == "completed" and waited["s"].completed_partitions == len(KEYS)
+    assert Counter(key for key, _ in EXECUTED) == Counter(KEYS)  # every key ran once
+    runs = follower.list_runs(backfill_id=result.backfill_id, limit=None)
+    assert sorted(r.partition_key for r in runs) == KEYS and all(r.status == "success" for r in runs)
+    assert {r.attempt for r in runs} == {1}  # the late outcomes were kept: no second attempt ran
+
+
+def test_a_manual_clock_needs_an_executor_in_this_process(sqlite_url):
+    with pytest.raises(ValueError, match="clock: .*InProcessExecutor"):
+        ac.CodeRepository([gated], storage=sqlite_url, executor=ac.LocalExecutor(1), clock=ManualClock())
