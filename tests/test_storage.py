@@ -276,9 +276,13 @@ def test_leading_a_backfill(storage):
     assert write(storage, lambda s: s.advance_cursor("bf", "me", 0, 5, NOW)) is False  # not the owner
     assert write(storage, lambda s: s.advance_cursor("bf", "you", 0, 5, NOW)) is True
     assert write(storage, lambda s: s.advance_cursor("bf", "you", 0, 9, NOW)) is False  # moved meanwhile
-    assert write(storage, lambda s: s.update_backfill("bf", now=NOW, status="paused", expect_status=["in_progress"]))
+    assert write(storage, lambda s: s.move_backfill("bf", "paused", NOW))
     assert write(storage, lambda s: s.advance_cursor("bf", "you", 5, 9, NOW)) is False  # paused
-    assert not write(storage, lambda s: s.update_backfill("bf", now=NOW, status="x", expect_status=["in_progress"]))
+    assert not write(storage, lambda s: s.move_backfill("bf", "completed", NOW))  # the lifecycle's guard: paused
+    assert write(storage, lambda s: s.move_backfill("bf", "paused", NOW))  # staying is allowed
+    assert not write(storage, lambda s: s.move_backfill("bf", "in_progress", NOW, expect_owner="me"))  # not mine
+    assert write(storage, lambda s: s.move_backfill("bf", "canceled", NOW, expect_owner="you", ended_at=NOW))
+    assert not write(storage, lambda s: s.move_backfill("bf", "in_progress", NOW))  # ended: nothing moves
     write(storage, lambda s: s.insert_runs([run("r1", backfill_id="bf", owner="you"),
                                              run("r2", backfill_id="bf", owner="you", status="running")]))
     assert read(storage, lambda s: s.active_counts("you")) == {"bf": 2}

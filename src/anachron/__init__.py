@@ -10,10 +10,13 @@ from .engine.executors.local import LocalExecutor
 from .estimate import Estimate
 from .models import (
     BackfillResult,
+    BackfillState,
     BackfillStatus,
+    InvalidTransition,
     NotFoundError,
     Run,
     RunQueueConfig,
+    RunStatus,
     ScheduleStatus,
     TagConcurrencyLimit,
 )
@@ -33,17 +36,18 @@ from .partitions import (
 from .repository import CodeRepository
 from .runtime import TaskTimeout
 from .schedules import Schedule
+from .storage.errors import StorageError, StorageRejected, StorageUnavailable
 from .strategies import BackfillStrategy
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DaskExecutor",
-    "DevContext",
-    "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
-    "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
-    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "ScheduleStatus", "StaticPartitions",
-    "TagConcurrencyLimit",
-    "Task", "TaskTimeout", "TimeWindow", "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context",
-    "create_context", "now", "task", "time", "workflow",
+    "BackfillResult", "BackfillState", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions",
+    "DaskExecutor", "DevContext", "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor",
+    "InvalidTransition", "LocalExecutor", "LogicalTimeError", "MonthlyPartitions", "MultiPartitionKey",
+    "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run", "RunCanceled", "RunContext", "RunFailed",
+    "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus", "StaticPartitions", "StorageError",
+    "StorageRejected", "StorageUnavailable", "TagConcurrencyLimit", "Task", "TaskTimeout", "TimeWindow",
+    "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context", "create_context", "now", "task", "time",
+    "workflow",
 ]

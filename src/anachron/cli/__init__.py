@@ -125,17 +125,14 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 def _storage_error(exc: BaseException) -> str | None:
-    """The first line of the database's message for a ``StorageError`` or an SQLAlchemy ``DBAPIError`` (no
-    SQL, no parameters); ``None`` for anything else. SQLAlchemy is only looked at when it is loaded."""
-    from ..storage import StorageError, StorageUnavailable, describe_error
+    """The first line of the database's message for a ``StorageError`` (storage translates every driver error
+    into one at its boundary: no SQL, no parameters); ``None`` for anything else."""
+    from ..storage import StorageError, StorageUnavailable
 
     if isinstance(exc, StorageUnavailable):
         return "unavailable: " + _first(str(exc).removeprefix("storage unavailable: "))
     if isinstance(exc, StorageError):
         return _first(str(exc).removeprefix("storage: "))
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
-        return describe_error(exc)
     return None
 
 

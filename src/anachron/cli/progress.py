@@ -70,18 +70,11 @@ class Hiccups:
 
 
 def is_hiccup(exc: BaseException) -> bool:
-    """A storage error that may pass (``StorageUnavailable``, a transient database error), or, driving a
-    server, no answer from it for now (``ServerUnavailable``)."""
-    if isinstance(exc, ServerUnavailable):
-        return True
-    module = type(exc).__module__
-    if not module.startswith(("sqlalchemy", "anachron.storage")):  # not a storage error (storage not imported)
-        return False
-    from ..storage import StorageUnavailable, is_transient
+    """A storage error that may pass (``StorageUnavailable``), or, driving a server, no answer from it for now
+    (``ServerUnavailable``)."""
+    from ..storage import StorageUnavailable  # storage translates every driver error at its boundary
 
-    if isinstance(exc, StorageUnavailable):
-        return True
-    return "sqlalchemy" in type(exc).__module__ and is_transient(exc)
+    return isinstance(exc, (ServerUnavailable, StorageUnavailable))
 
 
 def _describe(exc: BaseException) -> str:

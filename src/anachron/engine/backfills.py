@@ -20,6 +20,7 @@ from ..models import (
     REQUESTED,
     RERUN_OF_TAG,
     BackfillResult,
+    BackfillState,
     BackfillStatus,
     NotFoundError,
 )
@@ -262,7 +263,7 @@ class BackfillService:
             record = s.get_backfill(backfill_id, for_update=True)
             if record is None:
                 raise NotFoundError(f"backfill {backfill_id!r} not found")
-            s.update_backfill(backfill_id, now=now, status=rule(backfill_id, record.status))
+            s.move_backfill(backfill_id, rule(backfill_id, record.status), now)
 
         self.engine.storage.run(change)
         self.coordinator.wake(control=True)
@@ -290,12 +291,12 @@ class BackfillService:
             plan = lifecycle.plan_cancel(s.active_runs(backfill_ids=[backfill_id]), live, me)
             s.finish_runs([Outcome(r, CANCELED, "backfill canceled") for r in plan.finish_now], now)
             s.request_cancel(plan.ask_owner)
-            s.update_backfill(backfill_id, now=now, status=CANCELED, cancel_requested=True)
+            s.move_backfill(backfill_id, BackfillState.CANCELED, now, cancel_requested=True)
             if not lifecycle.leader_alive(record, live):  # nobody will end it: do it here
                 fresh = s.get_backfill(backfill_id)
                 assert fresh is not None
                 end = lifecycle.ending(fresh, canceled=True)
-                s.update_backfill(backfill_id, now=now, canceled=end.canceled, ended_at=now, owner=None)
+                s.move_backfill(backfill_id, end.status, now, canceled=end.canceled, ended_at=now, owner=None)
             return plan
 
         plan = self.engine.storage.run(cancel)

@@ -30,24 +30,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import lifecycle
-from ..clock import Clock
 from ..loading import importing_in_worker
-from ..records import InFlight, Recorded, RunRecord, WorkflowRef
+from ..records import InFlight, Recorded, RunRecord
 from ..runtime import LOST, RunJob, RunOutcome
 from ..storage import SavepointNeeded, StorageUnavailable, describe_error
 from . import snapshot
 from .apply import Applied, apply
 from .context import EngineContext
+from .host import EngineHost
 from .jobs import job_from_record
 from .led import LedBackfill
 from .takeover import TakenOver, take_over
 from .tick import Decisions, Snapshot, decide
 
 if TYPE_CHECKING:
-    from ..definitions import Workflow
     from ..storage import Storage
     from ..storage.session import Session
-    from .pools import PoolGate
 
 log = logging.getLogger("anachron.coordinator")
 BATCH_WAIT_SECONDS = 0.002
@@ -122,7 +120,7 @@ class Coordinator:
                     "a module that starts runs or backfills when it is imported was imported by a worker process "
                     "(to find its workflows); put that code under `if __name__ == \"__main__\":`")
             self._register(self.engine.wall())
-            self.executor.start(_Host(self))
+            self.executor.start(EngineHost(self.engine, self._on_results))
             self.executor.set_lease_deadline(self._lease_expires - self.fence_margin)
             self._thread = threading.Thread(target=self._loop, name="anachron-coordinator", daemon=True)
             self._thread.start()
@@ -479,49 +477,3 @@ class _None:
 
 
 _NONE = _None()
-
-
-class _Host:
-    """What the executor sees of the coordinator."""
-
-    def __init__(self, coordinator: Coordinator):
-        self._c = coordinator
-        self._gate: PoolGate | None = None
-
-    @property
-    def pools(self) -> dict[str, int]:
-        return dict(self._c.engine.pools)
-
-    @property
-    def storage_url(self) -> str:
-        return self._c.engine.storage_handle.url
-
-    @property
-    def log_limit(self) -> int:
-        return self._c.engine.log_limit
-
-    @property
-    def clock(self) -> Clock:
-        return self._c.engine.clock
-
-    @property
-    def worker_id(self) -> str:
-        return self._c.worker_id
-
-    @property
-    def lease_seconds(self) -> float:
-        return self._c.lease_seconds
-
-    def resolve(self, ref: WorkflowRef) -> Workflow:
-        return self._c.engine.registry[ref.name]
-
-    def pool_gate(self) -> PoolGate | None:
-        if self._gate is None and self._c.engine.pools:
-            from .pools import PoolGate
-
-            self._gate = PoolGate(self._c.engine.storage, self._c.engine.pools)
-        return self._gate
-
-    def on_results(self, outcomes: list[RunOutcome]) -> None:
-        self._c._on_results(outcomes)
-

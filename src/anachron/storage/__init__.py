@@ -22,6 +22,7 @@ from .errors import (
     StorageRejected,
     StorageUnavailable,
     describe_error,
+    is_driver_error,
     is_transient,
 )
 from .urls import DEFAULT_URL, default_url, is_memory_url, normalize_url
@@ -37,7 +38,7 @@ _BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 T = TypeVar("T")
 
 __all__ = ["DEFAULT_URL", "SavepointNeeded", "Storage", "StorageError", "StorageRejected", "StorageUnavailable",
-           "default_url", "describe_error", "is_memory_url", "is_transient", "normalize_url"]
+           "default_url", "describe_error", "is_driver_error", "is_memory_url", "is_transient", "normalize_url"]
 
 
 class Storage:
@@ -88,6 +89,9 @@ class Storage:
     @staticmethod
     def _retrying(fn: Callable[[], T], patience: float,
                   on_retry: Callable[[BaseException, int], None] | None = None) -> T:
+        """``fn()``, retried on transient errors. Every driver error leaves as a ``StorageError``:
+        ``StorageUnavailable`` once transient ones outlast ``patience``, ``StorageRejected`` at once for a
+        deterministic one (a constraint, a value the database cannot store) — never a driver's exception."""
         deadline = SYSTEM_CLOCK.monotonic() + patience
         attempt = 0
         while True:
@@ -95,6 +99,8 @@ class Storage:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not is_transient(exc):
+                    if is_driver_error(exc):
+                        raise StorageRejected(describe_error(exc)) from exc
                     raise
                 attempt += 1
                 delay = _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]

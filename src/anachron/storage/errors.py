@@ -20,6 +20,18 @@ class SavepointNeeded(StorageError):
     lost. Run it again with ``lazy=False`` to undo only the part at fault."""
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the database or its driver (SQLAlchemy's ``DBAPIError``, or a driver's own
+    error raised beneath it), as opposed to a bug or an error of the caller's."""
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("sqlite3", "psycopg"))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error may go away by itself (retry) rather than repeat (report)."""
     from sqlalchemy import exc as sa_exc

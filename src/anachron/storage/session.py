@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Integer, and_, case, delete, func, insert, li
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..estimate import HISTORY_RUNS, RunDuration
-from ..lifecycle import BACKFILL_TRANSITIONS, sources
+from ..lifecycle import BACKFILL_TRANSITIONS, RUN_TRANSITIONS, sources
 from ..models import CANCELED, FAILED, QUEUED, RUN_STATUSES, RUNNING, SUCCESS
 from ..records import (
     EMPTY_TAGS,
@@ -58,6 +58,9 @@ from .statements import Statements
 T = TypeVar("T")
 CHUNK = 500
 _ACTIVE = or_(runs.c.status == QUEUED, runs.c.status == RUNNING)
+#: the guards of run moves, from the lifecycle's table: who may finish, who may be queued again
+_FINISHABLE = sources(RUN_TRANSITIONS, SUCCESS, FAILED, CANCELED)
+_REQUEUABLE = sources(RUN_TRANSITIONS, QUEUED)
 _NOT_SUCCESS = [status for status in RUN_STATUSES if status != SUCCESS]
 
 
@@ -337,7 +340,7 @@ class Session(ScheduleRows):
                     select(runs.c.run_id, runs.c.status, runs.c.attempt, runs.c.backfill_id, runs.c.num_partitions)
                     .where(runs.c.run_id.in_(chunk)).with_for_update()):
                 outcome = by_id[run_id]
-                if status in (QUEUED, RUNNING) and outcome.attempt in (None, attempt):
+                if status in _FINISHABLE and outcome.attempt in (None, attempt):
                     info[run_id] = InFlight(attempt, backfill_id, n)
         applied = [by_id[r] for r in info]
         self._st.finish_active.executemany(self.cursor, [
@@ -371,7 +374,7 @@ class Session(ScheduleRows):
     def request_cancel(self, run_ids: Sequence[str]) -> None:
         """Mark running runs for their executing process to stop (it reads ``cancel_requested_runs``)."""
         for chunk in _chunks(run_ids):
-            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status == RUNNING)
+            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status.in_(_REQUEUABLE))
                               .values(cancel_requested=True))
 
     def cancel_requested_runs(self, owner: str) -> list[str]:
@@ -404,7 +407,7 @@ class Session(ScheduleRows):
         for run_id in run_ids:
             result = self.conn.execute(update(runs).where(
                 runs.c.run_id == run_id, runs.c.attempt == attempts[run_id], runs.c.owner == owner,
-                runs.c.status == RUNNING).values(status=QUEUED, attempt=runs.c.attempt + 1, started_at=None))
+                runs.c.status.in_(_REQUEUABLE)).values(status=QUEUED, attempt=runs.c.attempt + 1, started_at=None))
             if result.rowcount:
                 changed.append(run_id)
         return changed
@@ -417,7 +420,7 @@ class Session(ScheduleRows):
         requeued = tuple(r[0] for r in rows if r[1] == RUNNING and not r[2])
         moved = tuple(r[0] for r in rows if r[1] == QUEUED and not r[2])
         for chunk in _chunks(requeued):
-            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status == RUNNING).values(
+            self.conn.execute(update(runs).where(runs.c.run_id.in_(chunk), runs.c.status.in_(_REQUEUABLE)).values(
                 status=QUEUED, attempt=runs.c.attempt + 1, owner=owner, started_at=None,
                 not_before=now + grace if grace > 0 else None))
         for chunk in _chunks(moved):
@@ -582,21 +585,6 @@ class Session(ScheduleRows):
                     .where(runs.c.backfill_id.in_(chunk), _ACTIVE).group_by(runs.c.backfill_id, runs.c.status)):
                 counts[backfill_id][status] = n
         return {b: RunCounts(c.get(QUEUED, 0), c.get(RUNNING, 0)) for b, c in counts.items()}
-
-    def update_backfill(self, backfill_id: str, *, now: float, status: str = KEEP, owner: str | None = KEEP,
-                        cancel_requested: bool = KEEP, canceled: int = KEEP, error: str | None = KEEP,
-                        ended_at: float | None = KEEP, expect_status: Sequence[str] | None = None) -> bool:
-        """Change a backfill's fields (those given); with ``expect_status``, only if it is in one of those
-        statuses. Returns whether it changed."""
-        values: dict[str, Any] = {"updated_at": now}
-        for name, value in (("status", status), ("owner", owner), ("cancel_requested", cancel_requested),
-                            ("canceled", canceled), ("error", error), ("ended_at", ended_at)):
-            if value is not KEEP:
-                values[name] = value
-        query = update(backfills).where(backfills.c.backfill_id == backfill_id)
-        if expect_status is not None:
-            query = query.where(backfills.c.status.in_(list(expect_status)))
-        return self.conn.execute(query.values(**values)).rowcount == 1
 
     def move_backfill(self, backfill_id: str, status: str, now: float, *, owner: str | None = KEEP,
                       expect_owner: str | None = KEEP, cancel_requested: bool = KEEP, canceled: int = KEEP,

@@ -188,9 +188,9 @@ class Statements:
                                                  " ON CONFLICT (workflow, schedule_id) DO NOTHING")
         self.insert_run_partitions = insert_many(run_partitions, ("run_id", "workflow", "partition_key"))
         self.insert_logs = insert_many(run_logs, ("run_id", "attempt", "ts", "level", "message"))
-        active = or_(runs.c.status == Q_QUEUED, runs.c.status == Q_RUNNING)
         started_from = sources(RUN_TRANSITIONS, RUNNING)
         finishable = sources(RUN_TRANSITIONS, SUCCESS, FAILED, CANCELED)
+        active = runs.c.status.in_([literal_column(f"'{s}'") for s in finishable])
         #: many outcomes of runs ``owner`` runs, in one statement. An outcome is accepted from the run's
         #: current attempt while it is active and owned by ``owner``, or — the attempt that ran, reported late
         #: (its leader stalled, storage was down) — when the run was taken over meanwhile and its next attempt
