@@ -8,6 +8,16 @@ from .engine.executors.dask import DaskExecutor
 from .engine.executors.inprocess import InProcessExecutor
 from .engine.executors.local import LocalExecutor
 from .estimate import Estimate
+from .graph import Dep, Graph, GraphEdge, GraphNode
+from .mappings import (
+    AllPartitionsMapping,
+    DimensionMapping,
+    IdentityMapping,
+    LastPartitionMapping,
+    PartitionMapping,
+    StaticMapping,
+    TimeWindowMapping,
+)
 from .models import (
     BackfillResult,
     BackfillStatus,
@@ -38,6 +48,8 @@ from .strategies import BackfillStrategy
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllPartitionsMapping", "Dep", "DimensionMapping", "Graph", "GraphEdge", "GraphNode", "IdentityMapping",
+    "LastPartitionMapping", "PartitionMapping", "StaticMapping", "TimeWindowMapping",
     "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DaskExecutor",
     "DevContext",
     "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
