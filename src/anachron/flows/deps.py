@@ -64,16 +64,8 @@ def parse_deps(field: Field, flow_id: str | None) -> tuple[Dep, ...]:
 
 
 def parse_mapping(field: Field, nested: bool = False) -> PartitionMapping:
-    keys_any = dict(field.items("a mapping ({type: time_window, ...})"))
-    types = [t for t in MAPPING_TYPES if not (nested and t == "dimension")]
-    if "type" not in keys_any:
-        raise field.error(f"missing required key 'type' (one of {', '.join(types)})")
-    kind = keys_any["type"].text().lower()
-    if kind not in types:
-        extra = " (a dimension's mapping cannot itself be a dimension mapping)" if nested and kind == "dimension" \
-            else ""
-        raise keys_any["type"].error(f"unknown mapping type {keys_any['type'].value!r}{extra}; expected one of "
-                                     f"{', '.join(types)}")
+    refused = ("dimension", "a dimension's mapping cannot itself be a dimension mapping") if nested else None
+    kind = field.type_of(MAPPING_TYPES, "mapping", "a mapping ({type: time_window, ...})", refused)
     if kind == "time_window":
         keys = field.mapping(("type", "start_offset", "end_offset"))
         offsets = {name: keys[name].integer() for name in ("start_offset", "end_offset") if name in keys}
