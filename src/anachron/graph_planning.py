@@ -129,6 +129,15 @@ class _Planner:
                 parts.append(RangeSet.span(0, dim.size) if spec is None else RangeSet.of_indices(map(seq.index, spec)))
         return flatten(parts, [d.size for _, d in dims])
 
+    def unconnected(self, name: str, first: str, selection: Mapping[str, Any]) -> RangeSet:
+        """The keys of a selected workflow that no dependency links to the first one: read as its own."""
+        try:
+            return self.own(self.registry[name], selection)
+        except ValueError as exc:
+            field = "partition_keys" if selection["kind"] == "keys" else "partition_range"
+            raise ValueError(f"{field}: workflow {name!r} is not connected to {first!r} through dependencies, so "
+                             f"the keys are read as its own: {exc}") from None
+
     def reach(self, start: str, seed: RangeSet, direction: str) -> dict[str, RangeSet]:
         """The positions mapped from ``seed`` (of ``start``) through the whole graph, in one direction."""
         found = {start: seed}
@@ -159,7 +168,7 @@ class _Planner:
             up = self.reach(first.name, wanted[first.name], "upstream")
             for name in selected[1:]:
                 wanted[name] = down[name] if name in down else up[name] if name in up else \
-                    self.own(self.registry[name], selection)
+                    self.unconnected(name, first.name, selection)
         else:
             for name in selected:
                 wanted[name] = self.own(self.registry[name], selection)
