@@ -32,6 +32,7 @@ from ..mappings import (
     StaticMapping,
     TimeWindowMapping,
 )
+from .errors import Issues
 from .yamldoc import Field
 
 __all__ = ["parse_deps", "parse_mapping", "MAPPING_TYPES"]
@@ -45,22 +46,30 @@ def parse_deps(field: Field, flow_id: str | None) -> tuple[Dep, ...]:
     if field.is_null():
         return ()
     found: dict[str, Dep] = {}
+    issues = Issues()  # every wrong entry is reported, not the first only
     for item in field.sequence(f"a list of dependencies ({_FLOW_ID_HINT})"):
-        if item.is_mapping():
-            keys = item.mapping(("upstream", "mapping"), required=("upstream",), what="a dependency")
-            name = keys["upstream"].text("the upstream flow id or workflow name")
-            mapping = parse_mapping(keys["mapping"]) if "mapping" in keys and not keys["mapping"].is_null() else None
-        else:
-            name, mapping = item.text(_FLOW_ID_HINT), None
-        if not name:
-            raise item.error("the upstream name is empty")
-        if name == flow_id:
-            raise item.error(f"{name!r} is this flow itself; use `depends_on_past: true` for a key that needs the "
-                             "key before it")
-        if name in found:
-            raise item.error(f"{name!r} is listed twice")
-        found[name] = Dep(name, mapping)
+        with issues.catch():
+            dep = _dep(item, flow_id)
+            if dep.name in found:
+                raise item.error(f"{dep.name!r} is listed twice")
+            found[dep.name] = dep
+    issues.raise_if_any()
     return tuple(found.values())
+
+
+def _dep(item: Field, flow_id: str | None) -> Dep:
+    if item.is_mapping():
+        keys = item.mapping(("upstream", "mapping"), required=("upstream",), what="a dependency")
+        name = keys["upstream"].text("the upstream flow id or workflow name")
+        mapping = parse_mapping(keys["mapping"]) if "mapping" in keys and not keys["mapping"].is_null() else None
+    else:
+        name, mapping = item.text(_FLOW_ID_HINT), None
+    if not name:
+        raise item.error("the upstream name is empty")
+    if name == flow_id:
+        raise item.error(f"{name!r} is this flow itself; use `depends_on_past: true` for a key that needs the "
+                         "key before it")
+    return Dep(name, mapping)
 
 
 def parse_mapping(field: Field, nested: bool = False) -> PartitionMapping:
