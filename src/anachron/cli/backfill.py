@@ -125,9 +125,9 @@ def create(
                     reprocess, order, tags, params, idempotency_key, dry_run, include)
     remote_server = remote.chosen(server)
     if remote_server is not None:
-        named = list(positionals or [])
+        named = targets.workflow_names(list(positionals or []), remote_server.named)
         (first,) = remote_server.args(named[:1], ["WORKFLOW"], module=module, db=db)
-        others = targets.workflow_names(named[1:], remote_server.named)
+        others = named[1:]
         options = given.check()
         with remote.connect(remote_server) as client:
             info = client.workflow(first)
