@@ -5,7 +5,9 @@
 
 The graph: ``raw`` (hourly, exactly 1,000,000 keys from 1910-01-01, UTC) → ``daily`` (41,667 days) → ``weekly``
 (5,953 weeks), the mappings inferred. Each case runs in a fresh process on a fresh SQLite file and reports the wall
-time of the call and the process's peak RSS (``ru_maxrss``: the interpreter and ``import anachron`` included):
+time of the call (and of the same call again: the first one also imports pydantic), the process's peak RSS
+(``ru_maxrss``: the interpreter and ``import anachron`` included) and ``strftime_loop_ms``, the yardstick of the
+machine's speed at that moment (see ``bench_backfill.py``):
 
 - ``dry_run``: ``repo.backfill("raw", start=..., include="downstream", dry_run=True)`` — every hour, and the days
   and weeks mapped from them: 1,047,620 partitions in 1,047,620 runs, counted per workflow.
@@ -31,9 +33,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 N_HOURS = 1_000_000
 START = datetime(1910, 1, 1)
 CASES = ("dry_run", "dry_run_missing", "heal", "order")
+
+
+def _strftime_loop_ms() -> float:
+    from bench_backfill import _strftime_loop_ms as loop
+
+    return loop()
 
 
 def repository(url: str):
@@ -105,6 +114,7 @@ def case(name: str) -> dict:
             out["workflows"] = result.workflows
             out["num_runs"] = result.num_runs
         out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        out["strftime_loop_ms"] = round(_strftime_loop_ms())  # the machine's speed at that moment
         repo.close()
         return out
 
@@ -119,7 +129,7 @@ def main() -> None:
                                              capture_output=True, text=True).stdout) for _ in range(3)]
         summary = dict(samples[0])
         for field in ("seconds", "seconds_again", "peak_rss_mb", "us_per_run_in_order", "ms_per_random_position",
-                      "ms_needs_of_64_runs"):
+                      "ms_needs_of_64_runs", "strftime_loop_ms"):
             if field in summary:
                 summary[field] = statistics.median(s[field] for s in samples)
         print(json.dumps(summary))
