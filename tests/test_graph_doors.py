@@ -91,6 +91,21 @@ def test_depends_on_past_is_refused_with_newest_first_and_waits_for_the_engine(m
         repo.backfill(running_total, start="2024-03-01", end="2024-03-05")
 
 
+def test_depends_on_past_of_schedule_ticks_shows_them_but_is_not_run_yet(make_repo):
+    @ac.workflow(schedule=ac.Schedule("0 6 * * *"), depends_on_past=True)
+    def nightly():
+        pass
+
+    repo = make_repo([nightly], storage="sqlite://", executor=ac.InProcessExecutor(1))
+    ticks = repo.backfill(nightly, start="2024-03-01", end="2024-03-03T23:00", dry_run=True)
+    assert ticks.num_runs == 3 and ticks.workflows == {"nightly": {"num_partitions": 3, "num_runs": 3}}
+    with pytest.raises(ValueError, match="workflow 'nightly': depends_on_past=True: replaying its schedule's ticks"):
+        repo.backfill(nightly, start="2024-03-01", end="2024-03-03T23:00")
+    with pytest.raises(ValueError, match="replaying its schedule's ticks one after another is not available yet"):
+        repo.backfill_schedule(nightly, start="2024-03-01", end="2024-03-03T23:00")
+    assert repo.list_backfills() == [] and repo.list_runs() == []
+
+
 # -- HTTP ------------------------------------------------------------------------------------------------------
 def test_http_graph_and_graph_backfills(make_repo):
     from fastapi.testclient import TestClient

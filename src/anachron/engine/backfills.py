@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from ..definitions import Workflow, priority_of
 from ..estimate import Estimate, RunDuration, combine, estimate_backfill
 from ..graph_order import GraphPlan, workflow_counts
-from ..graph_planning import NODE_KEY, backfill_members, freeze_graph_plan, graph_not_available, is_graph_backfill
+from ..graph_planning import (
+    NODE_KEY,
+    backfill_members,
+    freeze_graph_plan,
+    graph_not_available,
+    is_graph_backfill,
+    ticks_not_available,
+)
 from ..models import (
     BACKFILL_PRIORITY,
     CANCELED,
@@ -81,7 +88,8 @@ class BackfillService:
                 block: bool, coordinate: bool, extra_tags: Mapping[str, str] | None = None) -> BackfillResult:
         registry = self.engine.registry
         selected = [w.name for w in workflows]
-        graphed = is_graph_backfill(registry.graph, selected, request.include)
+        ticking = [w.name for w in workflows if is_tick_selection(w, selection)]
+        graphed = is_graph_backfill(registry.graph, selected, request.include, ticking)
         members = [registry[n] for n in backfill_members(registry.graph, selected, request.include)] if graphed \
             else workflows
         tags = {**request.tag_dict(), **(extra_tags or {})}
@@ -147,6 +155,8 @@ class BackfillService:
         # workflows depend on each other would start keys before their inputs exist. Refused, not run out of order.
         if isinstance(plan, GraphPlan) and plan.edges:
             raise ValueError(graph_not_available(spec))
+        if any(registry[name].depends_on_past for name in ticking):
+            raise ValueError(ticks_not_available([n for n in ticking if registry[n].depends_on_past]))
         stored = StoredRequest(spec, request.failure_policy, encode_params(request.params),
                                {w: encode_params(c) for w, c in request.config.items()}, run_params, tags, priority,
                                request.max_concurrency)
