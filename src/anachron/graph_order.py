@@ -38,6 +38,7 @@ NEG_INF = float("-inf")
 _MEMO_MAX = 200_000  # release values remembered per workflow
 _CHECKPOINT_EVERY = 64
 _CHUNK = 512  # runs whose keys are built together
+_RECENT_MAX = 65_536  # plan indices of iterated runs remembered
 
 
 class NodePlan(WorkflowPlan):
@@ -202,6 +203,8 @@ class RunOrder:
                         if lanes[e.upstream].runs]
                 self._constant.append(max(last, default=NEG_INF))
         self._cursor: tuple[int, list[int]] = (0, [0] * len(lanes))
+        self._recent: dict[tuple[int, int], int] = {}  # (lane, run) → plan index, of runs iterated lately
+        self._starts: dict[int, list[int]] = {}  # where the latest iterations started: plan index → positions
         self._checkpoints: list[list[int]] | None = None
 
     # -- release values ---------------------------------------------------------------------------
@@ -236,7 +239,11 @@ class RunOrder:
         return _count_while(self.lanes[x].runs, lambda j: self.key(x, j) < kappa)
 
     def rank(self, w: int, j: int) -> int:
-        """The plan index of lane ``w``'s run ``j``."""
+        """The plan index of lane ``w``'s run ``j`` (remembered for runs iterated lately: a window's needs are
+        mostly the runs just before it)."""
+        seen = self._recent.get((w, j))
+        if seen is not None:
+            return seen
         kappa = self.key(w, j)
         return j + sum(self._count_before(x, kappa) for x in range(len(self.lanes)) if x != w)
 
@@ -244,6 +251,8 @@ class RunOrder:
         """How many runs of each lane come before plan index ``g``."""
         if self._cursor[0] == g:
             return list(self._cursor[1])
+        if g in self._starts:  # a window iterated again (its runs created, then its readiness asked)
+            return list(self._starts[g])
         if self._checkpoints is not None:
             c = min(g // _CHECKPOINT_EVERY, len(self._checkpoints) - 1)
             positions = list(self._checkpoints[c])
@@ -274,8 +283,15 @@ class RunOrder:
         if start >= stop:
             return
         positions = self._positions_at(start)
+        if len(self._starts) >= 16:
+            self._starts.clear()
+        self._starts[start] = list(positions)
         g = start
+        recent = self._recent
         for item in self._walk(start, positions, stop - start):
+            if len(recent) >= _RECENT_MAX:
+                recent.clear()
+            recent[item] = g
             g += 1
             self._cursor = (g, list(positions))
             yield item
@@ -345,6 +361,7 @@ class GraphPlan(BackfillPlan):
         self.num_runs = self.order.total
         self.num_partitions = sum(num_partitions(lane.plan) for lane in lanes)
         self._by_name = {lane.name: w for w, lane in enumerate(lanes)}
+        self._incoming = [[e for e in edges if e.downstream == w] for w in range(len(lanes))]
 
     @property
     def workflows(self) -> dict[str, dict[str, int]]:
@@ -403,10 +420,11 @@ class GraphPlan(BackfillPlan):
         return out
 
     def _needs_of(self, w: int, j: int) -> Iterator[UpstreamNeed]:
+        edges = self._incoming[w]
+        if not edges:
+            return
         own = self.lanes[w].positions(j)
-        for e in self.edges:
-            if e.downstream != w:
-                continue
+        for e in edges:
             up = self.lanes[e.upstream]
             keys = e.bound.up_of(own) & up.kept
             if e.upstream == w:
