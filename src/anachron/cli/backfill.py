@@ -97,7 +97,7 @@ def create(
     idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", rich_help_panel=RunPanel,
                                                            help="The same key returns the existing backfill.")] = None,
     include: Annotated[str, typer.Option(
-        "--include", metavar="selection|downstream|upstream", rich_help_panel=SelectionPanel,
+        "--include", metavar="selection|downstream|upstream", rich_help_panel="Which workflows",
         help="Also backfill the workflows downstream (or upstream) of WORKFLOW, for the keys mapped through "
              "their dependencies.")] = "selection",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; store nothing.")] = False,
@@ -111,8 +111,8 @@ def create(
 ) -> None:
     """Backfill WORKFLOW (or several: a graph backfill) over past partitions and watch it.
 
-    With several workflows, or --include, the keys are read as the first WORKFLOW's and mapped through the
-    dependencies to the others; a dependent key waits for the keys it needs.
+    With several workflows, or --include downstream|upstream (a graph backfill), the keys are read as the first
+    WORKFLOW's and mapped through the dependencies to the others; --dry-run shows what each workflow runs.
 
     Waits with a live progress bar (a plain line every few seconds when not on a terminal). Ctrl-C asks
     whether to cancel the backfill or leave it unfinished; SIGTERM leaves it unfinished.
