@@ -103,7 +103,8 @@ def test_backfill_lifecycle_json_matches_python_api(cli, api, tmp_path):
     assert set(result) == {f for f in ac.BackfillResult.__dataclass_fields__}
     assert result == {"backfill_id": status.backfill_id, "num_partitions": 31, "num_runs": 31, "status": "failed",
                       "completed": 30, "failed": 1, "canceled": 0, "run_ids": status.run_ids, "is_dry_run": False,
-                      "partition_keys": days, "plan": [[d] for d in days], "estimate": None}
+                      "partition_keys": days, "plan": [[d] for d in days], "estimate": None,
+                      "workflows": {"etl": {"num_partitions": 31, "num_runs": 31}}}
     assert status.tags == {"team": "data"}
     backfill_id = result["backfill_id"]
 

@@ -8,6 +8,16 @@ from .engine.executors.dask import DaskExecutor
 from .engine.executors.inprocess import InProcessExecutor
 from .engine.executors.local import LocalExecutor
 from .estimate import Estimate
+from .graph import Dep, Graph, GraphEdge, GraphNode
+from .mappings import (
+    AllPartitionsMapping,
+    DimensionMapping,
+    IdentityMapping,
+    LastPartitionMapping,
+    PartitionMapping,
+    StaticMapping,
+    TimeWindowMapping,
+)
 from .models import (
     BackfillResult,
     BackfillState,
@@ -42,12 +52,13 @@ from .strategies import BackfillStrategy
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackfillResult", "BackfillState", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions",
-    "DaskExecutor", "DevContext", "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor",
-    "InvalidTransition", "LocalExecutor", "LogicalTimeError", "MonthlyPartitions", "MultiPartitionKey",
-    "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run", "RunCanceled", "RunContext", "RunFailed",
-    "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus", "StaticPartitions", "StorageError",
-    "StorageRejected", "StorageUnavailable", "TagConcurrencyLimit", "Task", "TaskTimeout", "TimeWindow",
-    "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context", "create_context", "now", "task", "time",
-    "workflow",
+    "AllPartitionsMapping", "BackfillResult", "BackfillState", "BackfillStatus", "BackfillStrategy", "CodeRepository",
+    "DailyPartitions", "DaskExecutor", "Dep", "DevContext", "DimensionMapping", "DynamicPartitions", "Estimate",
+    "Graph", "GraphEdge", "GraphNode", "HourlyPartitions", "IdentityMapping", "InProcessExecutor",
+    "InvalidTransition", "LastPartitionMapping", "LocalExecutor", "LogicalTimeError", "MonthlyPartitions",
+    "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "PartitionMapping", "Run",
+    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus",
+    "StaticMapping", "StaticPartitions", "StorageError", "StorageRejected", "StorageUnavailable",
+    "TagConcurrencyLimit", "Task", "TaskTimeout", "TimeWindow", "TimeWindowMapping", "TimeWindowPartitions",
+    "WeeklyPartitions", "Workflow", "context", "create_context", "now", "task", "time", "workflow",
 ]

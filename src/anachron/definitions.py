@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
+from .graph import Dep, WorkflowGraph, normalize_deps
 from .models import PRIORITY_TAG
 from .partitions import PartitionsDefinition
 from .runtime import call_task
@@ -102,7 +103,8 @@ class Workflow:
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None, partitions: PartitionsDefinition | None = None,
                  schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
-                 backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None):
+                 backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None,
+                 deps: Iterable[Workflow | str | Dep] | None = None, depends_on_past: bool = False):
         if partitions is not None and not isinstance(partitions, PartitionsDefinition):
             raise ValueError(f"workflow.partitions: expected a partitions definition, got {type(partitions).__name__}")
         schedules = [] if schedule is None else [schedule] if isinstance(schedule, Schedule) else list(schedule)
@@ -115,8 +117,12 @@ class Workflow:
             raise ValueError("workflow.backfill_strategy: expected an ac.BackfillStrategy")
         if max_concurrent_runs is not None and (not isinstance(max_concurrent_runs, int) or max_concurrent_runs < 1):
             raise ValueError(f"workflow.max_concurrent_runs: must be an integer >= 1, got {max_concurrent_runs!r}")
+        if not isinstance(depends_on_past, bool):
+            raise ValueError(f"workflow.depends_on_past: must be True or False, got {depends_on_past!r}")
         self.fn = fn
         self.name = name or fn.__name__
+        self.deps: tuple[Dep, ...] = normalize_deps(deps, self.name)
+        self.depends_on_past = depends_on_past
         self.partitions = partitions
         self.schedules: list[Schedule] = schedules
         self.tags = normalize_tags(tags)
@@ -171,25 +177,31 @@ class Workflow:
 @overload
 def workflow(fn: Callable[..., Any], *, name: str | None = None, partitions: PartitionsDefinition | None = None,
              schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
-             backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None) -> Workflow: ...
+             backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None,
+             deps: Iterable[Workflow | str | Dep] | None = None, depends_on_past: bool = False) -> Workflow: ...
 
 
 @overload
 def workflow(fn: None = None, *, name: str | None = None, partitions: PartitionsDefinition | None = None,
              schedule: Schedule | Sequence[Schedule] | None = None, tags: Mapping[str, str] | None = None,
-             backfill_strategy: BackfillStrategy | None = None,
-             max_concurrent_runs: int | None = None) -> Callable[[Callable[..., Any]], Workflow]: ...
+             backfill_strategy: BackfillStrategy | None = None, max_concurrent_runs: int | None = None,
+             deps: Iterable[Workflow | str | Dep] | None = None,
+             depends_on_past: bool = False) -> Callable[[Callable[..., Any]], Workflow]: ...
 
 
 def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None,
              partitions: PartitionsDefinition | None = None, schedule: Schedule | Sequence[Schedule] | None = None,
              tags: Mapping[str, str] | None = None, backfill_strategy: BackfillStrategy | None = None,
-             max_concurrent_runs: int | None = None) -> Workflow | Callable[[Callable[..., Any]], Workflow]:
-    """Declare a workflow: ``@ac.workflow`` or ``@ac.workflow(partitions=ac.DailyPartitions("2024-01-01"))``."""
+             max_concurrent_runs: int | None = None, deps: Iterable[Workflow | str | Dep] | None = None,
+             depends_on_past: bool = False) -> Workflow | Callable[[Callable[..., Any]], Workflow]:
+    """Declare a workflow: ``@ac.workflow`` or ``@ac.workflow(partitions=ac.DailyPartitions("2024-01-01"))``.
+    ``deps``: the workflows whose partitions this one reads (``ac.Dep(upstream, mapping=...)`` to say which);
+    ``depends_on_past``: each key waits for the key before it (SPEC §8)."""
 
     def wrap(f: Callable[..., Any]) -> Workflow:
         return Workflow(f, name=name, partitions=partitions, schedule=schedule, tags=tags,
-                        backfill_strategy=backfill_strategy, max_concurrent_runs=max_concurrent_runs)
+                        backfill_strategy=backfill_strategy, max_concurrent_runs=max_concurrent_runs, deps=deps,
+                        depends_on_past=depends_on_past)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -206,6 +218,8 @@ class WorkflowRegistry(Mapping[str, Workflow]):
             if wf.name in self._by_name:
                 raise ValueError(f"workflows: two workflows are named {wf.name!r}")
             self._by_name[wf.name] = wf
+        #: the dependencies between these workflows, checked (``ValueError`` naming both workflows otherwise)
+        self.graph = WorkflowGraph(self._by_name)
 
     def __getitem__(self, name: str) -> Workflow:
         return self._by_name[name]

@@ -141,6 +141,8 @@ class BackfillResult:
     plan: Sequence[Sequence[str]]
     #: how long it would take (a dry run's; ``None`` otherwise): see ``anachron.estimate``
     estimate: Estimate | None = None
+    #: per workflow (upstreams first in a graph backfill): ``{"num_partitions": n, "num_runs": n}`` planned
+    workflows: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

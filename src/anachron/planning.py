@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar, overload
@@ -431,11 +431,20 @@ class _Groups(_LazySequence[list[str]]):
         return list(self._plan.run(i).keys)
 
 
+#: Builders of plans of other shapes, by the part of the spec that marks them. ``graph_planning`` (which builds on
+#: this module, so this one cannot import it) registers ``"graph"``; ``import anachron`` loads it.
+PLAN_SHAPES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Workflow], Mapping[str, Sequence[str]]],
+                                BackfillPlan]] = {}
+
+
 def build_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow],
                dynamic: Mapping[str, Sequence[str]], resolved: Mapping[str, KeySequence] | None = None) -> BackfillPlan:
     """Rebuild a plan from its frozen spec (see ``freeze_plan``). Raises ``PlanChanged`` when the keys it
     planned can no longer be produced (a workflow or its partitions changed since). ``resolved``: the keys
     ``freeze_plan`` was given, when the plan is built right after it (not from storage)."""
+    for part, builder in PLAN_SHAPES.items():  # a plan of another shape (a graph backfill: graph_planning)
+        if spec.get(part) is not None:
+            return builder(spec, workflows, dynamic)
     now = datetime.fromisoformat(spec["now"])
     strategy = BackfillStrategy.from_dict(spec["strategy"]) if spec.get("strategy") else None
     plans = []

@@ -21,6 +21,7 @@ from .engine.executors.local import LocalExecutor
 from .engine.queue import QueueLimits
 from .engine.runs import RunService
 from .engine.scheduler import schedule_statuses, set_paused
+from .graph import Graph
 from .grid import BackfillGrid, PartitionGrid
 from .loading import unreachable_reason
 from .models import (
@@ -215,6 +216,11 @@ class CodeRepository:
         except ValueError:
             raise ValueError(f"{field}: {key!r} is not a partition key of workflow {wf.name!r}") from None
 
+    def graph(self) -> Graph:
+        """The workflows as nodes (upstreams first, with their partitions) and their dependencies as edges (with
+        their mappings): SPEC §8."""
+        return self.workflow_registry.graph.describe(self.workflow_registry)
+
     # -- dynamic partitions -----------------------------------------------------------------------
     def add_dynamic_partitions(self, name: str, keys: Sequence[str]) -> int:
         """Add keys to a ``DynamicPartitions`` set; returns how many were new."""
@@ -236,16 +242,19 @@ class CodeRepository:
                  max_concurrency: int = 4, tags: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
                  config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
                  reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
-                 block: bool = True, dry_run: bool = False, coordinate: bool = True) -> BackfillResult:
+                 block: bool = True, dry_run: bool = False, include: str = "selection",
+                 coordinate: bool = True) -> BackfillResult:
         """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2.
 
+        ``include``: ``"selection"`` (the workflows named), ``"downstream"`` / ``"upstream"`` (plus every workflow
+        downstream / upstream of them, for the keys mapped through the graph: SPEC §8).
         ``coordinate=False`` (with ``block=False``) only stores the backfill, ``requested``: the daemon or
         the next process that waits on it leads it."""
         from .requests import BackfillRequest
 
         request = BackfillRequest.from_python(
             workflow, selection, partition_keys, partition_range, start, end, strategy, failure_policy,
-            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run)
+            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run, include=include)
         return self._backfills.create(request, block=block, coordinate=coordinate)
 
     def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True) -> BackfillResult:

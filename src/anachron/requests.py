@@ -77,6 +77,7 @@ class BackfillRequest(BaseModel):
 
     workflow: str | None = None
     selection: list[str] | None = None
+    include: Literal["selection", "downstream", "upstream"] = "selection"
     partition_keys: list[str] | None = None
     partition_range: KeyRange | DimensionRanges | None = None
     start: str | None = None
@@ -198,7 +199,8 @@ class BackfillRequest(BaseModel):
                     tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
                     config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
                     reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
-                    dry_run: bool = False, trigger_id: str | None = None) -> BackfillRequest:
+                    dry_run: bool = False, trigger_id: str | None = None,
+                    include: str = "selection") -> BackfillRequest:
         """The request ``repo.backfill(...)`` describes (workflow objects, ``PartitionKeyRange`` and
         ``BackfillStrategy`` accepted as well as their JSON forms)."""
         if strategy is not None and not isinstance(strategy, BackfillStrategy):
@@ -223,7 +225,7 @@ class BackfillRequest(BaseModel):
             "tags": [{"key": k, "value": v} for k, v in normalize_tags(tags).items()],
             "config": {k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()},
             "params": dict(params or {}), "reprocess": reprocess, "order": order,
-            "idempotency_key": idempotency_key, "dry_run": dry_run,
+            "idempotency_key": idempotency_key, "dry_run": dry_run, "include": include,
         }
         return cls.parse(data)
 

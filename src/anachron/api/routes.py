@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from .. import __version__
+from ..graph import Graph
 from ..models import BACKFILL_STATUSES, RUN_STATUSES, BackfillStatus, Run, ScheduleStatus
 from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
@@ -78,6 +79,13 @@ def list_workflows(request: Request) -> list[schemas.WorkflowInfo]:
     repo = repo_of(request)
     schedules = repo.list_schedules()
     return [schemas.WorkflowInfo.of(wf, schedules) for wf in repo.workflows]
+
+
+@router.get("/graph", response_model=Graph, tags=["workflows"])
+def graph(request: Request) -> Graph:
+    """The data graph (SPEC §8): the workflows as nodes (upstreams first, with their partitions) and their
+    dependencies as edges (with their partition mappings, in the JSON form the Python mappings take)."""
+    return repo_of(request).graph()
 
 
 @router.get("/workflows/{name}", response_model=schemas.WorkflowInfo, tags=["workflows"])

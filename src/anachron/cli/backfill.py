@@ -44,8 +44,10 @@ SelectionPanel = "Which partitions (exactly one)"
 RunPanel = "How it runs"
 
 
-@app.command(cls=usage("[TARGET] WORKFLOW"), epilog=example(
+@app.command(cls=usage("[TARGET] WORKFLOW [WORKFLOW...]"), epilog=example(
     "anachron backfill create flows.py etl --from 2024-01-01 --to 2024-03-31",
+    "anachron backfill create flows.py raw_events --start 2024-01-01 --end 2024-01-31 --include downstream "
+    "--reprocess missing --dry-run  # heal a gap and what depends on it",
     "anachron backfill create etl --start 2024-01-01 --end 2024-03-31 --max-concurrency 8"
     "  # target from pyproject.toml",
     "anachron backfill create flows.py regional --range date=2024-01-01..2024-01-07 --range region=us,eu "
@@ -94,6 +96,10 @@ def create(
                                                              "parsed as for `anachron run`).")] = None,
     idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", rich_help_panel=RunPanel,
                                                            help="The same key returns the existing backfill.")] = None,
+    include: Annotated[str, typer.Option(
+        "--include", metavar="selection|downstream|upstream", rich_help_panel="Which workflows",
+        help="Also backfill the workflows downstream (or upstream) of WORKFLOW, for the keys mapped through "
+             "their dependencies.")] = "selection",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; store nothing.")] = False,
     no_wait: Annotated[bool, typer.Option(
         "--no-wait", help="Return at once with the id. The backfill then progresses only while a process "
@@ -103,7 +109,10 @@ def create(
     db: DbOption = None,
     server: ServerOption = None,
 ) -> None:
-    """Backfill WORKFLOW over past partitions and watch it.
+    """Backfill WORKFLOW (or several: a graph backfill) over past partitions and watch it.
+
+    With several workflows, or --include downstream|upstream (a graph backfill), the keys are read as the first
+    WORKFLOW's and mapped through the dependencies to the others; --dry-run shows what each workflow runs.
 
     Waits with a live progress bar (a plain line every few seconds when not on a terminal). Ctrl-C asks
     whether to cancel the backfill or leave it unfinished; SIGTERM leaves it unfinished.
@@ -113,14 +122,16 @@ def create(
     """
     guard()  # this command runs work: stdout carries its result only
     given = Options(from_key, to_key, partitions, ranges, start, end, all_keys, strategy, max_concurrency, on_failure,
-                    reprocess, order, tags, params, idempotency_key, dry_run)
+                    reprocess, order, tags, params, idempotency_key, dry_run, include)
     remote_server = remote.chosen(server)
     if remote_server is not None:
-        (workflow_name,) = remote_server.args(positionals, ["WORKFLOW"], module=module, db=db)
+        named = targets.workflow_names(list(positionals or []), remote_server.named)
+        (first,) = remote_server.args(named[:1], ["WORKFLOW"], module=module, db=db)
+        others = named[1:]
         options = given.check()
         with remote.connect(remote_server) as client:
-            info = client.workflow(workflow_name)
-            request = options.build(info.name, info.dimensions)
+            info = client.workflow(first)
+            request = options.build(info.name, info.dimensions, others=others)
             try:  # the server leads it, whether or not this command waits
                 result = client.create_backfill(request)
             except remote.ServerError as exc:  # refused by the server: its message names the field
@@ -130,13 +141,15 @@ def create(
                             quiet=quiet)
         raise typer.Exit(code)
     config = load_config()
-    target, (workflow_name,) = targets.pick(positionals, ["WORKFLOW"], module, config)
+    target, (workflow_name, *others) = targets.pick_workflows(positionals, module, config)
     target = targets.require(target, ["WORKFLOW"], positionals or [])
     options = given.check()
     hints = Hints.of(target, db, config)
     with targets.repository(target, db, config) as repo:
         wf = repo.workflow(workflow_name, "WORKFLOW")
-        request = options.request(wf)
+        for other in others:
+            repo.workflow(other, "WORKFLOW")
+        request = options.request(wf, others)
         try:  # --no-wait only stores the backfill: the daemon, or whoever waits on it, leads it
             result = repo.create_backfill(request, block=False, coordinate=not no_wait)
         except ValueError as exc:  # refused when checked against the workflow (keys, parameters)

@@ -109,14 +109,23 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
 
 def print_dry_run(result: ac.BackfillResult, workflow: str, strategy: ac.BackfillStrategy | None) -> None:
     out = stdout()
-    out.print(f"dry run of [bold]{escape(workflow)}[/bold]: nothing was stored")
+    graph = len(result.workflows) > 1
+    shown = ", ".join(result.workflows) if graph else workflow
+    out.print(f"dry run of [bold]{escape(shown)}[/bold]: nothing was stored")
     keys, plan = result.partition_keys, result.plan
     if not result.num_runs:
         out.print("  nothing to run: the selection is empty")
         return
-    out.print(f"  {'partitions':<11}{count(result.num_partitions)}  {_span(keys, with_count=False)}")
+    out.print(f"  {'partitions':<11}{count(result.num_partitions)}"
+              + ("" if graph else f"  {_span(keys, with_count=False)}"))
     kind = strategy.kind if strategy is not None else None
     out.print(f"  {'runs':<11}{count(result.num_runs)}" + (f"  ({kind})" if kind else ""))
+    if graph:  # a graph backfill: what each workflow runs (upstreams first)
+        width = max(len(name) for name in result.workflows)
+        for name, counts in result.workflows.items():
+            parts, runs = counts["num_partitions"], counts["num_runs"]
+            out.print(f"    {escape(name):<{width}}  {count(parts):>9} partition{'s' if parts != 1 else ' '}  "
+                      f"{count(runs):>9} run{'s' if runs != 1 else ''}")
     out.print(f"  {'first run':<11}{_span(plan[0])}")
     if result.num_runs > 1:
         out.print(f"  {'last run':<11}{_span(plan[-1])}")

@@ -26,7 +26,7 @@ OPTIONS = {
     "workflow": "WORKFLOW", "partition_keys": "--partitions", "start": "--start", "end": "--end",
     "strategy": "--strategy", "batched": "--strategy", "per_dimension": "--strategy", "failure_policy": "--on-failure",
     "max_concurrency": "--max-concurrency", "tags": "--tag", "params": "-p", "reprocess": "--reprocess",
-    "order": "--order", "idempotency_key": "--idempotency-key",
+    "order": "--order", "idempotency_key": "--idempotency-key", "include": "--include", "selection": "WORKFLOW",
 }
 POLICIES = {"continue": "continue", "stop": "stop_on_failure", "stop_on_failure": "stop_on_failure"}
 
@@ -51,6 +51,7 @@ class Options:
     params: Sequence[str] | None = None
     idempotency_key: str | None = None
     dry_run: bool = False
+    include: str = "selection"
     data: dict[str, Any] = field(default_factory=dict)  #: the request's JSON form, filled by ``check``
 
     @property
@@ -88,19 +89,22 @@ class Options:
         data.update(max_concurrency=_integer(self.max_concurrency), failure_policy=POLICIES[self.on_failure],
                     reprocess=self.reprocess, order=self.order,
                     tags=[{"key": k, "value": v} for k, v in parsing.pairs(self.tags, "--tag")],
-                    idempotency_key=self.idempotency_key, dry_run=self.dry_run)
+                    idempotency_key=self.idempotency_key, dry_run=self.dry_run, include=self.include)
         parsing.pairs(self.params, "-p")  # the K=V syntax, before anything is loaded
         self.data = data
         return self
 
-    def request(self, workflow: ac.Workflow) -> BackfillRequest:
-        """The validated request for ``workflow``; ``CliError`` naming the option when a value is refused."""
-        return self.build(workflow.name, parsing.dimensions(workflow), workflow)
+    def request(self, workflow: ac.Workflow, others: Sequence[str] = ()) -> BackfillRequest:
+        """The validated request for ``workflow`` (and ``others``, backfilled with it); ``CliError`` naming the
+        option when a value is refused."""
+        return self.build(workflow.name, parsing.dimensions(workflow), workflow, others)
 
-    def build(self, name: str, dims: Sequence[str] | None, workflow: ac.Workflow | None = None) -> BackfillRequest:
+    def build(self, name: str, dims: Sequence[str] | None, workflow: ac.Workflow | None = None,
+              others: Sequence[str] = ()) -> BackfillRequest:
         """The validated request for the workflow ``name`` whose dimensions are ``dims`` (``None``: it is not
-        multi-partitioned). ``workflow``, when its code is loaded here, reads ``-p`` values for parameters
-        annotated ``date`` / ``datetime`` as dates; without it (``--server``) every value is JSON or text."""
+        multi-partitioned), and the ``others`` named with it (a selection: keys are read as ``name``'s).
+        ``workflow``, when its code is loaded here, reads ``-p`` values for parameters annotated ``date`` /
+        ``datetime`` as dates; without it (``--server``) every value is JSON or text."""
         from ..requests import BackfillRequest, RequestError
 
         if not self.data:
@@ -108,7 +112,8 @@ class Options:
         if "dimensions" in self.data.get("partition_range", {}) and dims is None:
             raise CliError(f"--range: workflow {name!r} is not multi-partitioned; use --from/--to or "
                            "--range FROM..TO")
-        data = {"workflow": name, **self.data, "params": parsing.params(self.params, "-p", workflow)}
+        target = {"selection": [name, *others]} if others else {"workflow": name}
+        data = {**target, **self.data, "params": parsing.params(self.params, "-p", workflow)}
         if self.strategy is not None:
             data["strategy"] = parsing.strategy(self.strategy, dims)
         try:

@@ -122,6 +122,30 @@ def pick(positionals: Sequence[str] | None, names: Sequence[str], module: str | 
     raise CliError(f"too many arguments: {extra!r} (usage: [TARGET] {' '.join(names)})")
 
 
+def pick_workflows(positionals: Sequence[str] | None, module: str | None,
+                   config: Config) -> tuple[Target | None, list[str]]:
+    """Split ``[TARGET] WORKFLOW [WORKFLOW...]``: the first positional is TARGET when it looks like a file (or
+    there is no other target: no ``-m``, none configured), else every positional names a workflow."""
+    given = list(positionals or [])
+    if len(given) <= 1:
+        return pick(given, ["WORKFLOW"], module, config)
+    if module:
+        if _looks_like_file(given[0]):
+            raise CliError(f"give TARGET or -m MODULE, not both (got {given[0]!r} and -m {module})")
+        return Target.parse(module, "module"), given
+    if _looks_like_file(given[0]) or not (config.target or config.module):
+        return Target.parse(given[0]), given[1:]
+    return pick([], [], None, config)[0], given
+
+
+def workflow_names(names: Sequence[str], server: str) -> list[str]:
+    """More workflows after the first, for a server (which has the code): none may look like a TARGET."""
+    for name in names:
+        if _looks_like_file(name):
+            raise CliError(f"TARGET {name}: not used with {server}: the server has the workflows; leave it out")
+    return list(names)
+
+
 def pick_many(positionals: Sequence[str] | None, module: str | None, config: Config) -> list[Target]:
     """``TARGET...`` (any number, and/or ``-m MODULE``), else the configured target."""
     chosen = [Target.parse(text) for text in positionals or []]

@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING, Any
 from .. import lifecycle
 from ..definitions import Workflow, priority_of
 from ..estimate import Estimate, RunDuration, combine, estimate_backfill
+from ..graph_order import GraphPlan, workflow_counts
+from ..graph_planning import (
+    NODE_KEY,
+    backfill_members,
+    freeze_graph_plan,
+    graph_not_available,
+    is_graph_backfill,
+    ticks_not_available,
+)
 from ..models import (
     BACKFILL_PRIORITY,
     CANCELED,
@@ -34,7 +43,7 @@ from ..planning import (
     schedule_id_of,
     selection_spec,
 )
-from ..records import BackfillRecord, NewBackfill, Outcome
+from ..records import BackfillRecord, NewBackfill, Outcome, RunFilter
 from ..schedules import run_key_prefix
 from .context import EngineContext
 from .coordinator import Coordinator
@@ -77,14 +86,20 @@ class BackfillService:
 
     def _create(self, request: BackfillRequest, workflows: list[Workflow], selection: Mapping[str, Any], *,
                 block: bool, coordinate: bool, extra_tags: Mapping[str, str] | None = None) -> BackfillResult:
+        registry = self.engine.registry
+        selected = [w.name for w in workflows]
+        ticking = [w.name for w in workflows if is_tick_selection(w, selection)]
+        graphed = is_graph_backfill(registry.graph, selected, request.include, ticking)
+        members = [registry[n] for n in backfill_members(registry.graph, selected, request.include)] if graphed \
+            else workflows
         tags = {**request.tag_dict(), **(extra_tags or {})}
         priority = priority_of(tags, BACKFILL_PRIORITY)
-        names = {w.name for w in workflows}
+        names = {w.name for w in members}
         for name in request.config:
             if name not in names:
                 raise ValueError(f"config: {name!r} is not a workflow of this backfill")
         run_params: dict[str, str] = {}
-        for wf in workflows:
+        for wf in members:
             overrides = request.config.get(wf.name, {})
             wf.validate_params(request.params)
             wf.validate_params(overrides, f"config[{wf.name!r}]")
@@ -99,16 +114,20 @@ class BackfillService:
                 return self.result(existing.backfill_id, block)
         now = self.engine.now()
         reprocess = request.reprocess
-        ticks = {w.name: resolve_keys(w, selection, now, {}) for w in workflows if is_tick_selection(w, selection)}
+        ticks = {} if graphed else \
+            {w.name: resolve_keys(w, selection, now, {}) for w in workflows if is_tick_selection(w, selection)}
 
         history: dict[str, list[RunDuration]] = {}
 
         def read(s: Session) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], dict[str, set[str]]]:
             if request.dry_run:  # a dry run says how long the backfill would take (anachron.estimate)
-                history.update({w.name: s.recent_run_durations(w.name) for w in workflows})
+                history.update({w.name: s.recent_run_durations(w.name) for w in members})
             statuses = {}
             if reprocess != "all":
-                statuses = {w.name: s.partition_statuses(w.name) for w in workflows if w.name not in ticks}
+                statuses = {w.name: s.partition_statuses(w.name) for w in members
+                            if w.name not in ticks and (w.partitions is not None or not graphed)}
+                if graphed:  # an unpartitioned workflow of a graph is one node: its latest run decides
+                    statuses.update({w.name: _node_status(s, w.name) for w in members if w.partitions is None})
                 statuses.update({name: s.tick_statuses(name, keys[0], keys[len(keys) - 1])
                                  for name, keys in ticks.items() if len(keys)})
             taken = {}
@@ -120,17 +139,29 @@ class BackfillService:
             return s.dynamic_keys(), statuses, taken
 
         dynamic, statuses, taken = storage.run(read, write=False)
-        spec = freeze_plan(workflows, selection, request.backfill_strategy(), request.order, reprocess, now,
-                           dynamic, statuses, taken if ticks else None, resolved=ticks)
-        plan = build_plan(spec, self.engine.registry, dynamic, resolved=ticks)
+        if graphed:
+            spec = freeze_graph_plan(registry, workflows, request.include, selection, request.backfill_strategy(),
+                                     request.order, reprocess, now, dynamic, statuses)
+        else:
+            spec = freeze_plan(workflows, selection, request.backfill_strategy(), request.order, reprocess, now,
+                               dynamic, statuses, taken if ticks else None, resolved=ticks)
+        plan = build_plan(spec, registry, dynamic, resolved=ticks)
         if request.dry_run:
             return BackfillResult(None, plan.num_partitions, plan.num_runs, "dry_run", 0, 0, 0, [], True,
-                                  plan.partition_keys, plan.groups, self._estimate(plan, history, request))
+                                  plan.partition_keys, plan.groups, self._estimate(plan, history, request),
+                                  workflow_counts(plan))
+        # Graph execution guard (issue 15): until the engine's decide step has the readiness rule (a key starts
+        # only once the keys it maps to upstream in this backfill succeeded: GraphPlan.needs), a backfill whose
+        # workflows depend on each other would start keys before their inputs exist. Refused, not run out of order.
+        if isinstance(plan, GraphPlan) and plan.edges:
+            raise ValueError(graph_not_available(spec))
+        if any(registry[name].depends_on_past for name in ticking):
+            raise ValueError(ticks_not_available([n for n in ticking if registry[n].depends_on_past]))
         stored = StoredRequest(spec, request.failure_policy, encode_params(request.params),
                                {w: encode_params(c) for w, c in request.config.items()}, run_params, tags, priority,
                                request.max_concurrency)
         empty = plan.num_runs == 0
-        row = NewBackfill(uuid.uuid4().hex[:16], COMPLETED if empty else REQUESTED, tuple(w.name for w in workflows),
+        row = NewBackfill(uuid.uuid4().hex[:16], COMPLETED if empty else REQUESTED, tuple(w.name for w in members),
                           stored.to_json(), plan.num_partitions, plan.num_runs, request.max_concurrency, priority,
                           tags, key, now.timestamp(), now.timestamp() if empty else None)
         record = storage.run(lambda s: s.insert_backfill(row))
@@ -226,7 +257,7 @@ class BackfillService:
             _, plan = rebuild_plan(self._record(backfill_id), self.engine.registry)
         return BackfillResult(backfill_id, status.total_partitions, plan.num_runs, status.status,
                               status.completed_partitions, status.failed_partitions, status.canceled_partitions,
-                              status.run_ids, False, plan.partition_keys, plan.groups)
+                              status.run_ids, False, plan.partition_keys, plan.groups, workflows=workflow_counts(plan))
 
     def wait(self, backfill_id: str, timeout: float | None = None) -> BackfillStatus:
         """Wait until a backfill has finished, taking over its coordination if its leader died."""
@@ -305,3 +336,9 @@ class BackfillService:
         self.coordinator.cancel_local(plan.stop_here)
         self.coordinator.wake(control=True)
         return leads
+
+
+def _node_status(s: Session, workflow: str) -> dict[str, str]:
+    """The status of an unpartitioned workflow as a graph node: its latest run that was not canceled."""
+    latest = s.list_runs(RunFilter(workflow, ("queued", "running", "success", "failed"), limit=1))
+    return {NODE_KEY: latest[0].status} if latest else {}

@@ -62,7 +62,7 @@ def build_workflow(spec: FlowSpec) -> Workflow:
     flow.__doc__ = spec.description
     vars(flow).update(__signature__=signature(spec.inputs), __anachron_validate__=validator(spec.inputs))
     workflow = Workflow(flow, name=spec.id, partitions=spec.partitions, schedule=list(spec.schedules),
-                        tags=spec.tags)
+                        tags=spec.tags, deps=spec.deps, depends_on_past=spec.depends_on_past)
     workflow.module = None
     workflow.source_file = spec.path
     vars(workflow)["namespace"] = spec.namespace

@@ -46,15 +46,9 @@ PARTITION_TYPES = (*_TIME_CLASSES, "cron", "static", "dynamic", "multi")
 
 
 def parse_partitions(field: Field, nested: bool = False) -> PartitionsDefinition:
-    keys_any = dict(field.items("a partitions mapping ({type: daily, start: 2024-01-01, ...})"))
-    types = [t for t in PARTITION_TYPES if not (nested and t == "multi")]
-    if "type" not in keys_any:
-        raise field.error(f"missing required key 'type' (one of {', '.join(types)})")
-    kind = keys_any["type"].text().lower()
-    if kind not in types:
-        extra = " (a multi dimension cannot itself be multi)" if nested and kind == "multi" else ""
-        raise keys_any["type"].error(f"unknown partitions type {keys_any['type'].value!r}{extra}; expected one of "
-                                     f"{', '.join(types)}")
+    refused = ("multi", "a multi dimension cannot itself be multi") if nested else None
+    kind = field.type_of(PARTITION_TYPES, "partitions",
+                         "a partitions mapping ({type: daily, start: 2024-01-01, ...})", refused)
     if kind in _TIME_CLASSES:
         keys = field.mapping(_TIME_KEYS, required=("start",))
         return _build(field, keys, _TIME_CLASSES[kind], _time_args(keys))

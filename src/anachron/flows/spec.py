@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..graph import Dep
 from ..partitions import PartitionsDefinition
 from ..schedules import Schedule
+from .deps import parse_deps
 from .errors import FlowError, Issues
 from .inputs import InputSpec, parse_input
 from .partitions import parse_partitions
@@ -25,7 +27,7 @@ from .yamldoc import Field, compose, describe
 __all__ = ["FlowSpec", "TOP_LEVEL_KEYS", "NAMESPACE_TAG", "parse_flow"]
 
 TOP_LEVEL_KEYS = ("id", "namespace", "description", "labels", "inputs", "tasks", "triggers", "partitions",
-                  "workflow", "parameters")
+                  "workflow", "parameters", "deps", "depends_on_past")
 NAMESPACE_TAG = "anachron/namespace"
 _FLOW_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _WORKFLOW_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -48,6 +50,8 @@ class FlowSpec:
     partitions: PartitionsDefinition | None = None
     workflow: str | None = None  # `workflow: pkg.mod:fn`, the alternative to tasks
     parameters: Mapping[str, Any] = field(default_factory=dict)  # compiled templates and plain values
+    deps: tuple[Dep, ...] = ()  # `deps:` (flows/deps.py)
+    depends_on_past: bool = False
 
     @property
     def tags(self) -> dict[str, str]:
@@ -105,6 +109,12 @@ class _Parser:
         if "parameters" in fields:
             with issues.catch():
                 values["parameters"] = self._parameters(input_ids)
+        if "deps" in fields:
+            with issues.catch():
+                values["deps"] = parse_deps(fields["deps"], flow_id)
+        if "depends_on_past" in fields:
+            with issues.catch():
+                values["depends_on_past"] = fields["depends_on_past"].boolean()
         issues.raise_if_any()
         assert flow_id is not None
         return FlowSpec(file=self.file, path=path, id=flow_id, id_line=self.fields["id"].line, **values)

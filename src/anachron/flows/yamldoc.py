@@ -240,6 +240,21 @@ class Field:
             raise self.error(f"expected true or false, got {describe(value)}")
         return value
 
+    def type_of(self, types: Sequence[str], what: str, shape: str,
+                refused: tuple[str, str] | None = None) -> str:
+        """The ``type:`` key of a typed mapping (``{type: daily, ...}``), lower-cased and one of ``types``;
+        ``refused``: a type not allowed here, and why (``multi`` inside ``multi``)."""
+        keys = dict(self.items(shape))
+        allowed = [t for t in types if refused is None or t != refused[0]]
+        if "type" not in keys:
+            raise self.error(f"missing required key 'type' (one of {', '.join(allowed)})")
+        kind = keys["type"].text().lower()
+        if kind not in allowed:
+            extra = f" ({refused[1]})" if refused is not None and kind == refused[0] else ""
+            raise keys["type"].error(f"unknown {what} type {keys['type'].value!r}{extra}; expected one of "
+                                     f"{', '.join(allowed)}")
+        return kind
+
     def plain(self) -> Any:
         """The value as ``yaml.safe_load`` would give it (dicts, lists, scalars)."""
         return _plain(self.node)

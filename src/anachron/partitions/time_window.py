@@ -383,6 +383,20 @@ class TimeWindowPartitions(PartitionsDefinition):
             self._grid.tick(pos).astimezone(self._tz), self._grid.tick(pos + 1).astimezone(self._tz)
         )
 
+    def boundary(self, i: int) -> datetime:
+        """The start of window `i` (= the end of window `i - 1`) as an aware UTC datetime, for any
+        `i >= 0` on the grid (IndexError past the last tick of a finite cron)."""
+        return self._grid.tick(i)
+
+    def window_positions(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """Positions `[lo, hi)` of the windows that overlap the instants `[start, end)` (aware), whether
+        they have ended yet or not; windows past the definition's `end` are left out."""
+        lo = max(0, self._grid.count(start, False) - 1)
+        hi = self._grid.count(end, True)
+        if self._max is not None:
+            hi = min(hi, self._max)
+        return min(lo, max(0, hi)), max(0, hi)
+
     def keys_in_time_range(
         self, start: Any, end: Any = None, current_time: datetime | None = None,
         dynamic_partitions: DynamicKeys | None = None,
