@@ -15,22 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from browser import ARGS, CHROMIUM, needs_chromium, sync_api
 from server_process import running_server
 
-if os.environ.get("CI"):  # CI must run these: a missing browser or Playwright is a failure there, not a skip
-    from playwright import sync_api
-else:
-    sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
 FLOWS = str(Path(__file__).parent / "ui_flows" / "demo.py")
 ENV = {"UI_SLEEP": "0.04", "UI_SLOW": "0.4", "UI_BAD_DAYS": "2024-01-13"}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                                reason=f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

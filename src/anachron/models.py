@@ -14,6 +14,8 @@ QUEUED, RUNNING, SUCCESS, FAILED, CANCELED = "queued", "running", "success", "fa
 RUN_STATUSES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELED)
 ACTIVE_RUN_STATUSES = (QUEUED, RUNNING)
 FINISHED_RUN_STATUSES = (SUCCESS, FAILED, CANCELED)
+#: how a run came to be (``list_runs(trigger=...)``): a backfill's, a schedule tick's, or anything else
+RUN_TRIGGERS = ("backfill", "scheduled", "manual")
 
 # Partition statuses (partition_status)
 MISSING = "missing"
