@@ -16,6 +16,7 @@ import pytest
 import anachron as ac
 from anachron.models import BackfillStatus
 from anachron.ui import fields, forms, view
+from anachron.ui.render import query
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -130,7 +131,10 @@ def test_hostile_names_tags_keys_and_logs_are_escaped(client, repo):
     run = repo.list_runs(name, limit=1)[0]
     url = "/workflows/" + "%3Cimg%20src%3Dx%20onerror%3D%22alert(1)%22%3E%26amp%3B%2Fx%3Fy%23z"
     pages = ["/", "/workflows", url, "/backfills", f"/backfills/{result.backfill_id}", "/runs",
-             f"/runs/{run.run_id}", f"/runs?workflow={name}", f"/backfills?workflow={name}"]
+             f"/runs/{run.run_id}", f"/runs?workflow={name}", f"/backfills?workflow={name}", "/schedules",
+             "/partitions" + query(workflow=name, key="<b>k1</b>"), "/partitions" + query(workflow=name, key="<b>"),
+             "/runs" + query(tag="<i>k</i>=<script>alert('v')</script>"), "/timezone",
+             "/backfills" + query(tag="<i>k</i>=<script>alert('v')</script>")]
     for path in pages:
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[:300])

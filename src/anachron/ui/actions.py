@@ -114,7 +114,7 @@ def _rerun_run(request: Request, run_id: str, launch_key: str) -> Response:
     if wf is None or len(found.partition_keys) > 1:
         reason = "its workflow is no longer defined" if wf is None else "it ran several partitions (backfill them)"
         return page(request, "error.html", 409, title="Cannot run again", message=f"run {run_id}: {reason}")
-    tags = {k: v for k, v in found.tags.items() if not k.startswith("anachron/") and k not in wf.tags}
+    tags = {k: v for k, v in found.tags.items() if not k.startswith("anachron/")}
     tags[RERUN_OF_TAG] = found.run_id
     key = f"ui:{launch_key}" if len(launch_key) == 32 and launch_key.isalnum() else None
     again = repo.run(wf, found.partition_key, found.params, tags, idempotency_key=key, block=False)

@@ -122,6 +122,8 @@ def _run_now(request: Request, form: RunForm) -> Response:
         return found
     repo, wf = found
     try:
+        if wf.partitions is not None and not form.get("partition_key"):
+            raise ValueError(f"Partition: workflow {wf.name!r} is partitioned: give the key of the partition to run")
         params = param_form(wf).values(form.values)
         labels = tags(form.get("tags"))
         run = repo.run(wf, form.get("partition_key") or None, params, labels, idempotency_key=form.idempotency_key,
