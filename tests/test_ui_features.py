@@ -18,27 +18,7 @@ from anachron.ui import fields, forms, view
 from anachron.ui.render import query
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from anachron.api import create_app  # noqa: E402
-from test_ui import HX, demo, finished_backfill, form, text_of  # noqa: E402
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch):
-    monkeypatch.setenv("UI_SLEEP", "0")
-    monkeypatch.setenv("UI_SLOW", "0.3")
-    monkeypatch.setenv("UI_BAD_DAYS", "2024-01-03")
-    r = ac.CodeRepository(demo.repo.workflows, storage=f"sqlite:///{tmp_path / 'ui.db'}",
-                          executor=ac.InProcessExecutor(max_workers=4))
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def client(repo):
-    with TestClient(create_app(repo, daemon=False), follow_redirects=False) as c:
-        yield c
+from test_ui import HX, client, demo, finished_backfill, form, repo, text_of  # noqa: E402, F401  (fixtures too)
 
 
 def words(html: str) -> str:
