@@ -106,8 +106,8 @@ def timezone_page(request: Request, next: str = "/") -> Response:
     from zoneinfo import available_timezones
 
     repo = repo_of(request)
-    used = sorted({s.timezone for s in repo.list_schedules()} | {
-        zone for wf in repo.workflows for zone in _partition_zones(wf.partitions)})
+    used = sorted(({s.timezone for s in repo.list_schedules()} | {
+        zone for wf in repo.workflows for zone in _partition_zones(wf.partitions)}) - {"UTC"})
     return page(request, "timezone.html", next=safe_next(next), current=zone_name(zone_of(request)), used=used,
                 zones=sorted(available_timezones()))
 
