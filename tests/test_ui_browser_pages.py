@@ -72,7 +72,10 @@ def test_every_page_fits_a_phone(server, phone, history, shots):  # noqa: F811
     expect(card.locator(".eta")).to_contain_text(re.compile(r"ETA \d"))
     box = card.locator(".eta").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 390
-    # the navigation is usable: every section is reachable
+    # the navigation is usable: every section is in sight and reachable
+    for link in phone.get_by_role("navigation", name="Main").get_by_role("link").all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, link.inner_text()
     for name in ("Backfills", "Workflows", "Schedules", "Runs"):
         phone.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
         expect(phone.get_by_role("heading", name=name, exact=True)).to_be_visible()

@@ -83,7 +83,7 @@ def backfill_context(repo: CodeRepository, backfill_id: str, sample: view.Sample
         def key_href(key: str) -> str:
             return "/partitions" + query(workflow=name, key=key)
 
-    grid = cells.backfill_cells(snap.grid, f"/backfills/{bid}?zoom=", key_href)
+    grid = cells.backfill_cells(snap.grid, f"/backfills/{bid}?zoom=", key_href, snap.zoom[0] if snap.zoom else None)
     zoomed = None
     if snap.zoom is not None:
         index, found = snap.zoom

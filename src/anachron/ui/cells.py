@@ -82,13 +82,19 @@ def _title(cell: GridCell, unit: str) -> str:
     return f"{where}: {cell.size:,} {unit}s — {_tally(cell.counts)}"
 
 
-def backfill_cells(grid: BackfillGrid, zoom_href: str, key_href: Callable[[str], str] | None = None) -> Grid:
+def backfill_cells(grid: BackfillGrid, zoom_href: str, key_href: Callable[[str], str] | None = None,
+                   zoomed: int | None = None) -> Grid:
     """A backfill's runs in plan order. Every cell leads somewhere: a run's cell to the run (and its logs),
-    an aggregated cell to ``zoom_href`` + its index (its runs one by one), a run not created yet to its
-    partition's page (``key_href``, when the backfill has one workflow)."""
+    an aggregated cell to ``zoom_href`` + its index (its runs one by one; the one ``zoomed`` is marked), a
+    run not created yet to its partition's page (``key_href``, when the backfill has one workflow)."""
     unit = "run"
-    return Grid([Cell(cell.status, _title(cell, unit), _backfill_href(cell, i, zoom_href, key_href))
+    return Grid([Cell(_marked(cell.status, i == zoomed), _title(cell, unit),
+                      _backfill_href(cell, i, zoom_href, key_href))
                  for i, cell in enumerate(grid.cells)], ordered_counts(grid.counts), grid.total, grid.cell_size, unit)
+
+
+def _marked(css: str, on: bool) -> str:
+    return f"{css} on" if on else css
 
 
 def run_cells(found: Sequence[GridCell], key_href: Callable[[str], str] | None = None) -> Grid:
@@ -108,11 +114,12 @@ def _backfill_href(cell: GridCell, index: int, zoom_href: str, key_href: Callabl
     return key_href(cell.first_key) if key_href is not None and cell.first_key is not None else None
 
 
-def partition_cells(grid: PartitionGrid, zoom_href: str, key_href: Callable[[str], str]) -> Grid:
+def partition_cells(grid: PartitionGrid, zoom_href: str, key_href: Callable[[str], str],
+                    zoomed: int | None = None) -> Grid:
     """A workflow's keys in key order: a key's cell links to its partition's page (``key_href``), an
-    aggregated cell to ``zoom_href`` + its index (its keys one by one)."""
+    aggregated cell to ``zoom_href`` + its index (its keys one by one; the one ``zoomed`` is marked)."""
     unit = "partition"
-    cells = [Cell(cell.status, _title(cell, unit),
+    cells = [Cell(_marked(cell.status, i == zoomed), _title(cell, unit),
                   f"{zoom_href}{i}" if cell.size > 1 else key_href(cell.first_key) if cell.first_key else None)
              for i, cell in enumerate(grid.cells)]
     return Grid(cells, ordered_counts(grid.counts), grid.total, grid.cell_size, unit)

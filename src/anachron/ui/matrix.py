@@ -10,6 +10,7 @@ partition's page. Workflows with too many rows or keys keep the 1-D grid (``MAX_
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from .cells import Cell, ordered_counts
 #: more rows than this (keys of the dimensions down) and the 1-D grid is drawn instead
 MAX_ROWS = 48
 #: more partitions than this and the 1-D grid is drawn instead (the 2-D grid reads every key's status)
-MAX_KEYS = 100_000
+MAX_KEYS = 50_000
 #: at most this many columns (the page's width)
 MAX_COLUMNS = 60
 
@@ -63,10 +64,23 @@ def fits(pdef: MultiPartitions, sizes: Mapping[str, int]) -> bool:
 def matrix(pdef: MultiPartitions, keys: Mapping[str, Sequence[str]], statuses: Mapping[str, str],
            key_href: Callable[[str], str], column_href: Callable[[int], str], zoom: int | None = None,
            max_columns: int = MAX_COLUMNS) -> Matrix:
-    """The grid of ``statuses`` (every key of the workflow → its ``partition_status``). ``keys``: each
-    dimension's keys in order. ``zoom``: a column of the whole grid to show one key per column."""
-    across = pdef.time_dimension_name or pdef.dimension_names[0]
-    down = tuple(n for n in pdef.dimension_names if n != across)
+    """The grid of ``statuses``: ``partition_status`` of every key, in key order (the product of ``keys``,
+    each dimension's keys in order, the first dimension outermost). ``zoom``: a column of the whole grid to
+    show one key per column.
+
+    A key's position is arithmetic (``sum(index_j * stride_j)``), so a row is a strided slice of the
+    statuses and a cell counts a slice of it: no key is parsed."""
+    names = pdef.dimension_names
+    across = pdef.time_dimension_name or names[0]
+    down = tuple(n for n in names if n != across)
+    sizes = {n: len(keys[n]) for n in names}
+    strides, step = {}, 1
+    for n in reversed(names):
+        strides[n] = step
+        step *= sizes[n]
+    values = list(statuses.values())
+    if len(values) != step:
+        raise ValueError(f"statuses: expected the {step:,} keys of the workflow in key order, got {len(values):,}")
     xs = keys[across]
     size = cell_size_for(len(xs), max_columns)
     lo, hi = 0, len(xs)
@@ -74,39 +88,27 @@ def matrix(pdef: MultiPartitions, keys: Mapping[str, Sequence[str]], statuses: M
         lo, hi, size = zoom * size, min(len(xs), (zoom + 1) * size), 1
     else:
         zoom = None
-    columns = -(-(hi - lo) // size) if hi > lo else 0
-    x_at = {xs[i]: i for i in range(lo, hi)}
-    combos = list(itertools.product(*(keys[n] for n in down)))
-    y_at = {combo: j for j, combo in enumerate(combos)}
-    tallies: list[list[dict[str, int]]] = [[{} for _ in range(columns)] for _ in combos]
-    grand: dict[str, int] = {}
-    for key, status in statuses.items():
-        values = pdef._values(key)
-        if values is None:
-            continue
-        by_name = dict(zip(pdef.dimension_names, values))
-        i = x_at.get(by_name[across])
-        j = y_at.get(tuple(by_name[n] for n in down))
-        if i is None or j is None:
-            continue
-        tally = tallies[j][(i - lo) // size]
-        tally[status] = tally.get(status, 0) + 1
-        grand[status] = grand.get(status, 0) + 1
+    stride = strides[across]
+    grand: Counter[str] = Counter()
     rows = []
-    for j, combo in enumerate(combos):
-        label = "|".join(f"{n}={v}" for n, v in zip(down, combo)) if len(down) > 1 else combo[0]
+    for combo in itertools.product(*(range(sizes[n]) for n in down)):
+        offset = sum(i * strides[n] for i, n in zip(combo, down))
+        line = values[offset + lo * stride:offset + (hi - 1) * stride + 1:stride]
+        named = {n: keys[n][i] for i, n in zip(combo, down)}
+        label = "|".join(f"{n}={v}" for n, v in named.items()) if len(down) > 1 else next(iter(named.values()))
         cells = []
-        for c in range(columns):
-            first, last = lo + c * size, min(hi, lo + (c + 1) * size) - 1
-            tally = tallies[j][c]
+        for first in range(lo, hi, size):
+            last = min(hi, first + size) - 1
+            tally = Counter(line[first - lo:last - lo + 1])
+            grand.update(tally)
             status = next((s for s in PRECEDENCE if tally.get(s)), MISSING)
             where = xs[first] if first == last else f"{xs[first]} … {xs[last]}"
             if first == last:
-                key = pdef.key_for({across: xs[first], **dict(zip(down, combo))})
+                key = pdef.key_for({across: xs[first], **named})
                 cells.append(Cell(status, f"{where} × {label}: {view.label(status)}", key_href(key)))
             else:
-                counted = ", ".join(f"{n:,} {view.label(s)}" for s, n in ordered_counts(tally)) or "no runs"
-                cells.append(Cell(status, f"{where} × {label}: {counted}", column_href(c)))
+                counted = ", ".join(f"{n:,} {view.label(s)}" for s, n in ordered_counts(tally))
+                cells.append(Cell(status, f"{where} × {label}: {counted}", column_href((first - lo) // size)))
         rows.append((label, tuple(cells)))
     return Matrix(across, down, tuple(rows), ordered_counts(grand), sum(grand.values()), size,
                   xs[lo] if hi > lo else "", xs[hi - 1] if hi > lo else "", (lo, hi) if zoom is not None else None)

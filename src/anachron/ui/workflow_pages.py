@@ -86,14 +86,14 @@ def grid_context(repo: CodeRepository, wf: Workflow, zoom: int | None, x: int | 
             return dict(empty, matrix=grid2, x=x if grid2.zoom else None, busy=busy, every="2s",
                         first_key=ordered[0] if ordered else None, last_key=ordered[-1] if ordered else None)
     whole = repo.partition_grid(wf, cells.MAX_CELLS)
-    grid = cells.partition_cells(whole, f"{base}?zoom=", href)
+    if zoom is not None and not (zoom < len(whole.cells) and whole.cells[zoom].size > 1):
+        zoom = None
+    grid = cells.partition_cells(whole, f"{base}?zoom=", href, zoom)
     zoomed = None
-    if zoom is not None and zoom < len(whole.cells) and whole.cells[zoom].size > 1:
+    if zoom is not None:
         cell = whole.cells[zoom]
         statuses = repo.partition_status(wf, from_key=cell.first_key, to_key=cell.last_key, limit=cells.MAX_CELLS)
         zoomed = (cell, cells.status_cells(statuses, href))
-    else:
-        zoom = None
     busy = any(whole.counts.get(s) for s in ("running", "queued"))
     # a workflow's grid costs as much as its history: a huge one is looked at less often
     every = "2s" if whole.total <= BIG_WORKFLOW else "10s"
