@@ -351,3 +351,36 @@ def test_form_payload_fields_are_kept_for_the_launch():
     f = forms.BackfillForm.of({**form(), "dim.region.keys": "us\neu", "p.sleep": " 1 ", "junk": "x"})
     assert f.echo["dim.region.keys"] == "us,eu" and f.echo["p.sleep"] == "1" and "junk" not in f.values
     assert f.chosen("region", "eu") and not f.chosen("region", "apac")
+
+
+def test_the_2d_grid_with_time_inside_and_three_dimensions():
+    from anachron.ui import matrix
+
+    pdef = ac.MultiPartitions({"region": ac.StaticPartitions(["us", "eu"]),
+                               "date": ac.DailyPartitions("2024-01-01", "2024-01-04"),
+                               "tier": ac.StaticPartitions(["a", "b"])})
+    keys = {name: d.get_partition_keys() for name, d in pdef.dimensions.items()}
+    statuses = {k: "missing" for k in pdef.get_partition_keys()}
+    statuses["region=eu|date=2024-01-02|tier=b"] = "failed"
+    statuses["region=us|date=2024-01-03|tier=a"] = "success"
+    grid = matrix.matrix(pdef, keys, statuses, lambda k: f"key:{k}", lambda c: f"column:{c}")
+    assert grid.across == "date" and grid.down == ("region", "tier") and grid.column_size == 1
+    assert [label for label, _ in grid.rows] == ["region=us|tier=a", "region=us|tier=b", "region=eu|tier=a",
+                                                 "region=eu|tier=b"]
+    row = dict(grid.rows)["region=eu|tier=b"]
+    assert [c.css for c in row] == ["missing", "failed", "missing"]
+    assert row[1].href == "key:region=eu|date=2024-01-02|tier=b" and "2024-01-02 × region=eu|tier=b" in row[1].title
+    assert [c.css for c in dict(grid.rows)["region=us|tier=a"]] == ["missing", "missing", "success"]
+    assert dict(grid.counts) == {"failed": 1, "success": 1, "missing": 10}
+    # two columns: a cell counts its keys and zooms; the zoom shows them one by one
+    grid = matrix.matrix(pdef, keys, statuses, lambda k: f"key:{k}", lambda c: f"column:{c}", max_columns=2)
+    row = dict(grid.rows)["region=eu|tier=b"]
+    assert grid.column_size == 2 and [c.css for c in row] == ["failed", "missing"] and row[0].href == "column:0"
+    assert row[0].title == "2024-01-01 … 2024-01-02 × region=eu|tier=b: 1 failed, 1 missing"
+    zoomed = matrix.matrix(pdef, keys, statuses, lambda k: f"key:{k}", lambda c: f"column:{c}", zoom=0,
+                           max_columns=2)
+    assert zoomed.zoom == (0, 2) and [c.css for c in dict(zoomed.rows)["region=eu|tier=b"]] == ["missing", "failed"]
+    with pytest.raises(ValueError, match="expected the 12 keys"):
+        matrix.matrix(pdef, keys, {}, str, str)
+    assert matrix.fits(pdef, {"region": 2, "date": 3, "tier": 2})
+    assert not matrix.fits(pdef, {"region": 10, "date": 3, "tier": 10})  # 100 rows: the 1-D grid instead
