@@ -251,3 +251,20 @@ def test_times_in_the_browsers_zone_then_one_chosen(server, browser, history):  
         pg.wait_for_url(re.compile(f"/runs/{history['run']}$"))
         expect(pg.locator("#tz-link")).to_have_text("UTC")
         expect(created).to_contain_text(re.compile(r" UTC$"))
+
+
+def test_on_a_phone_pause_a_backfill_and_open_a_cell(server, phone):  # noqa: F811
+    backfill_id = api_backfill(server, workflow="slow", max_concurrency=2)
+    phone.goto(f"{server.url}/backfills/{backfill_id}")
+    phone.get_by_role("button", name="Pause").tap()
+    expect(phone.locator("#bf-head .badge")).to_have_text(re.compile("paused"))
+    assert api_status(server, backfill_id)["status"] == "paused"
+    phone.get_by_role("button", name="Resume").tap()
+    expect(phone.locator("#bf-head .badge")).to_have_text(re.compile("in progress"))
+    fits(phone)
+    phone.locator("#grid-panel .grid > a.success").first.tap()
+    phone.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}$"))
+    expect(phone.locator("#log")).to_contain_text("processing shard-")
+    fits(phone)
+    with server.client() as c:
+        c.post(f"/api/v1/backfills/{backfill_id}/cancel")
