@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS
+from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS, BackfillStatus
 from .records import GridCount, GridRun
 
 #: a planned run of a backfill that has not been created yet
@@ -68,6 +68,16 @@ class BackfillGrid:
     cell_size: int
     cells: tuple[GridCell, ...]
     counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSnapshot:
+    """A backfill's status and its grid read in one transaction (they agree), and, when asked, the runs of
+    one aggregated cell one by one (``zoom``: that cell's index and its cells)."""
+
+    status: BackfillStatus
+    grid: BackfillGrid
+    zoom: tuple[int, tuple[GridCell, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +137,12 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
     size = cell_size_for(total, max_cells)
     created = max(0, min(created, total))
     not_created = CANCELED if finished else PENDING
-    cells: list[GridCell] = []
+    cells: list[GridCell]
     grand: dict[str, int] = {}
     if runs is not None and size == 1:
-        by_index = {r.plan_index: r for r in runs}
-        for i in range(total):
-            run = by_index.get(i) if i < created else None
-            state = run.status if run is not None else (CANCELED if i < created else not_created)
-            first_key, last_key = _keys(key_span, i, i)
-            if first_key is None and run is not None:
-                first_key = last_key = _run_key(run)
-            cells.append(GridCell(i, i, {state: 1}, first_key, last_key, run.run_id if run is not None else None))
-            grand[state] = grand.get(state, 0) + 1
+        cells = run_cells(0, total - 1, created, finished, runs, key_span)
+        for one in cells:
+            _add(grand, one.counts)
         return BackfillGrid(backfill_id, status, total, created, size, tuple(cells), grand)
     exceptions: dict[int, dict[str, int]] = {}
     for c in counts:
@@ -147,6 +151,7 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
             bucket[c.status] = bucket.get(c.status, 0) + c.runs
             grand[c.status] = grand.get(c.status, 0) + c.runs
     succeeded = 0
+    cells = []
     for cell, first, last in _bounds(total, size):
         made = max(0, min(created, last + 1) - first)
         found = exceptions.get(cell)
@@ -163,6 +168,25 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
         grand[not_created] = grand.get(not_created, 0) + total - created
     totals = {SUCCESS: succeeded, **grand} if succeeded else grand
     return BackfillGrid(backfill_id, status, total, created, size, tuple(cells), totals)
+
+
+def run_cells(first: int, last: int, created: int, finished: bool, runs: Iterable[GridRun],
+              key_span: KeySpan | None = None) -> list[GridCell]:
+    """One cell per planned run ``first..last`` (plan indices, inclusive) from the created runs among them
+    (``Session.backfill_grid_runs``): each names its run; a position below ``created`` without a run of
+    this backfill (a schedule tick whose run another backfill holds) is ``canceled``, as the backfill's end
+    counts it; one not created yet is ``pending`` (``canceled`` once the backfill has ended)."""
+    not_created = CANCELED if finished else PENDING
+    by_index = {r.plan_index: r for r in runs}
+    cells = []
+    for i in range(first, last + 1):
+        run = by_index.get(i) if i < created else None
+        state = run.status if run is not None else (CANCELED if i < created else not_created)
+        first_key, last_key = _keys(key_span, i, i)
+        if first_key is None and run is not None:
+            first_key = last_key = _run_key(run)
+        cells.append(GridCell(i, i, {state: 1}, first_key, last_key, run.run_id if run is not None else None))
+    return cells
 
 
 def _run_key(run: GridRun) -> str | None:

@@ -47,6 +47,8 @@ FAILED, CANCELED, UPSTREAM_FAILED = RunStatus.FAILED, RunStatus.CANCELED, RunSta
 RUN_STATUSES = tuple(RunStatus)
 ACTIVE_RUN_STATUSES = (QUEUED, RUNNING)
 FINISHED_RUN_STATUSES = (SUCCESS, FAILED, CANCELED, UPSTREAM_FAILED)
+#: how a run came to be (``list_runs(trigger=...)``): a backfill's, a schedule tick's, or anything else
+RUN_TRIGGERS = ("backfill", "scheduled", "manual")
 
 # Partition statuses (partition_status)
 MISSING = "missing"

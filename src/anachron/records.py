@@ -280,7 +280,7 @@ class PoolSlot:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs ``list_runs`` returns (newest first)."""
+    """Which runs ``list_runs`` returns (newest first), and ``count_runs`` counts."""
 
     workflow: str | None = None
     statuses: tuple[str, ...] = ()
@@ -288,4 +288,10 @@ class RunFilter:
     tags: Mapping[str, str] = field(default_factory=dict)
     limit: int | None = 100
     offset: int = 0  # skip this many of the newest (paging)
-    partition_key: str | None = None  # runs that covered this key (alone, or among the keys of a batched run)
+    #: runs that covered this partition key (a one-key run of it, or a run of several keys holding it)
+    partition_key: str | None = None
+    #: how the run came to be: ``"backfill"`` (a backfill's), ``"scheduled"`` (a schedule's tick), ``"manual"``
+    trigger: str | None = None
+    #: created at or after / before (epoch seconds)
+    created_after: float | None = None
+    created_before: float | None = None

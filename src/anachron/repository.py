@@ -22,11 +22,12 @@ from .engine.queue import QueueLimits
 from .engine.runs import RunService
 from .engine.scheduler import schedule_statuses, set_paused
 from .graph import Graph
-from .grid import BackfillGrid, PartitionGrid
+from .grid import BackfillGrid, BackfillSnapshot, PartitionGrid
 from .loading import unreachable_reason
 from .models import (
     MISSING,
     OVERLAP_TAG,
+    RUN_TRIGGERS,
     BackfillResult,
     BackfillStatus,
     NotFoundError,
@@ -43,6 +44,7 @@ from .strategies import BackfillStrategy
 MIN_SHORT_ID = 4  # characters of a short id (a prefix or a suffix); the web UI shows a run id's last 8
 CANDIDATES_SHOWN = 5
 PRUNE_BATCH = 5_000  # runs deleted per transaction: a big prune never holds one long write transaction
+COUNT_CAP = 10_000  # count_runs / count_backfills count at most this many by default
 
 
 class CodeRepository:
@@ -154,14 +156,39 @@ class CodeRepository:
 
     def list_runs(self, workflow: str | Workflow | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100, offset: int = 0, partition_key: str | None = None) -> list[Run]:
+                  limit: int | None = 100, offset: int = 0, *, partition_key: str | None = None,
+                  trigger: str | None = None, created_after: datetime | None = None,
+                  created_before: datetime | None = None) -> list[Run]:
         """Runs, newest first; every filter is applied by the database. A workflow named by a string need
-        not be defined any more: its history stays listable. ``offset`` skips that many (paging);
-        ``partition_key``: only the runs that covered that key (alone or in a batch)."""
-        where = RunFilter(_name_of(workflow),
-                          (status,) if isinstance(status, str) else tuple(status or ()), backfill_id,
-                          normalize_tags(tags), limit, _offset(offset), partition_key)
+        not be defined any more: its history stays listable. ``offset`` skips that many (paging).
+        ``partition_key``: the runs that covered that key (alone, or among the keys of a batched run);
+        ``trigger``: ``"backfill"``, ``"scheduled"`` (a schedule's tick) or ``"manual"`` (anything else);
+        ``created_after`` (inclusive) / ``created_before`` (exclusive): when they were created."""
+        where = self._run_filter(workflow, status, backfill_id, tags, partition_key, trigger, created_after,
+                                 created_before, limit, offset)
         return [r.to_run() for r in self.storage.run(lambda s: s.list_runs(where), write=False)]
+
+    def count_runs(self, workflow: str | Workflow | None = None, status: str | Sequence[str] | None = None,
+                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None, *,
+                   partition_key: str | None = None, trigger: str | None = None,
+                   created_after: datetime | None = None, created_before: datetime | None = None,
+                   cap: int = COUNT_CAP) -> int:
+        """How many runs ``list_runs`` with the same filters would list without a limit — counting at most
+        ``cap`` (a paged list says "10,000+" instead of counting millions)."""
+        where = self._run_filter(workflow, status, backfill_id, tags, partition_key, trigger, created_after,
+                                 created_before, None, 0)
+        return self.storage.run(lambda s: s.count_runs(where, _cap(cap)), write=False)
+
+    @staticmethod
+    def _run_filter(workflow: str | Workflow | None, status: str | Sequence[str] | None, backfill_id: str | None,
+                    tags: Mapping[str, str] | None, partition_key: str | None, trigger: str | None,
+                    created_after: datetime | None, created_before: datetime | None, limit: int | None,
+                    offset: int) -> RunFilter:
+        if trigger is not None and trigger not in RUN_TRIGGERS:
+            raise ValueError(f"trigger: expected one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}")
+        return RunFilter(_name_of(workflow), (status,) if isinstance(status, str) else tuple(status or ()),
+                         backfill_id, normalize_tags(tags), limit, _offset(offset), partition_key, trigger,
+                         _epoch(created_after, "created_after"), _epoch(created_before, "created_before"))
 
     def cancel_run(self, run_id: str) -> bool:
         """Cancel a queued or running run. ``False`` when it had already finished."""
@@ -312,13 +339,29 @@ class CodeRepository:
         return read_backfill_grid(self._engine, backfill_id, max_cells)
 
     def list_backfills(self, status: str | Sequence[str] | None = None, workflow: str | Workflow | None = None,
-                       include_run_ids: bool = False, limit: int | None = None,
-                       offset: int = 0) -> list[BackfillStatus]:
+                       include_run_ids: bool = False, limit: int | None = None, offset: int = 0,
+                       tags: Mapping[str, str] | None = None) -> list[BackfillStatus]:
         """Backfills, newest first (filtered by the database). Their ``run_ids`` are left empty unless
-        ``include_run_ids``: ``get_backfill`` gives one backfill's. ``workflow`` as in ``list_runs``."""
+        ``include_run_ids``: ``get_backfill`` gives one backfill's. ``workflow`` as in ``list_runs``;
+        ``tags``: only backfills carrying every one of them (e.g. ``{"anachron/rerun_of": id}``)."""
         name = _name_of(workflow)
         statuses = (status,) if isinstance(status, str) else tuple(status or ())
-        return self._backfills.list(statuses, name, include_run_ids, limit, _offset(offset))
+        return self._backfills.list(statuses, name, include_run_ids, limit, _offset(offset), normalize_tags(tags))
+
+    def count_backfills(self, status: str | Sequence[str] | None = None, workflow: str | Workflow | None = None,
+                        tags: Mapping[str, str] | None = None, cap: int = COUNT_CAP) -> int:
+        """How many backfills ``list_backfills`` with the same filters would list, counting at most ``cap``."""
+        name, found = _name_of(workflow), normalize_tags(tags)
+        statuses = (status,) if isinstance(status, str) else tuple(status or ())
+        return self.storage.run(lambda s: s.count_backfills(statuses, name, found, _cap(cap)), write=False)
+
+    def backfill_snapshot(self, backfill_id: str, max_cells: int = 2000, zoom: int | None = None) -> BackfillSnapshot:
+        """The backfill's status and its grid (as ``backfill_grid``) read in one transaction, so that the
+        counters and the cells agree; ``zoom``: also the runs of that aggregated cell, one cell each.
+        ``NotFoundError`` for an unknown id."""
+        from .engine.grids import read_backfill_snapshot
+
+        return read_backfill_snapshot(self._engine, backfill_id, max_cells, zoom)
 
     # -- schedules and the daemon -------------------------------------------------------------------
     def list_schedules(self, workflow: str | Workflow | None = None) -> list[ScheduleStatus]:
@@ -371,6 +414,20 @@ class CodeRepository:
 
 def _name_of(workflow: str | Workflow | None) -> str | None:
     return workflow.name if isinstance(workflow, Workflow) else workflow
+
+
+def _cap(cap: int) -> int:
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"cap: must be an integer >= 1, got {cap!r}")
+    return cap
+
+
+def _epoch(when: datetime | None, field: str) -> float | None:
+    if when is None:
+        return None
+    if not isinstance(when, datetime):
+        raise ValueError(f"{field}: expected a datetime, got {when!r}")
+    return (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _offset(offset: int) -> int:

@@ -3,8 +3,9 @@
 ``daily_sales`` is a daily workflow over 2024 whose partitions take ``sleep`` seconds (default
 ``$UI_SLEEP``, else 0.02) and fail on the days listed in ``$UI_BAD_DAYS`` (comma-separated). ``slow``
 (static partitions) takes ``$UI_SLOW`` seconds per partition: something to pause and cancel. ``regional``
-is multi-partitioned; ``nightly_report`` is scheduled and not partitioned. The last workflow has a hostile
-name and tags: every page must show them as text.
+is multi-partitioned (and takes ``**options``); ``nightly_report`` is scheduled, not partitioned, with
+inputs; ``tiny`` has 2,100 partitions that do nothing (a grid of aggregated cells). The last workflow has a
+hostile name and tags: every page must show them as text.
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def slow():
 
 @ac.workflow(partitions=ac.MultiPartitions({"date": ac.DailyPartitions("2024-01-01", "2024-03-01"),
                                             "region": ac.StaticPartitions(["us", "eu", "apac"])}))
-def regional():
+def regional(limit: int = 100, **options):
     return ac.context().partition_keys
 
 
+@ac.workflow(partitions=ac.StaticPartitions([f"k{i:04d}" for i in range(2100)]))
+def tiny():
+    return None
+
+
 @ac.workflow(schedule=[ac.Schedule("0 2 * * *", id="nightly"), ac.Schedule("*/30 * * * *", id="half_hourly")])
-def nightly_report():
-    ac.context().log.info("report for %s", ac.now().isoformat())
+def nightly_report(region: str = "us", full: bool = False):
+    ac.context().log.info("report for %s (%s%s)", ac.now().isoformat(), region, ", full" if full else "")
 
 
 @ac.workflow(name=HOSTILE, partitions=ac.StaticPartitions(["<b>k1</b>", "k2"]),
@@ -61,5 +67,5 @@ def hostile():
     print("<script>alert('log')</script>")
 
 
-repo = ac.CodeRepository([daily_sales, slow, regional, nightly_report, hostile],
+repo = ac.CodeRepository([daily_sales, slow, regional, tiny, nightly_report, hostile],
                          executor=ac.InProcessExecutor(max_workers=4))

@@ -502,7 +502,7 @@ class Client:
 
     def list_runs(self, workflow: str | None = None, status: str | Sequence[str] | None = None,
                   backfill_id: str | None = None, tags: Mapping[str, str] | None = None,
-                  limit: int | None = 100, offset: int = 0, partition_key: str | None = None) -> list[Run]:
+                  limit: int | None = 100, offset: int = 0, *, partition_key: str | None = None) -> list[Run]:
         params: dict[str, Any] = {"status": [status] if isinstance(status, str) else list(status or ()),
                                   "tag": [f"{k}={v}" for k, v in (tags or {}).items()]}
         if partition_key is not None:

@@ -237,9 +237,9 @@ class BackfillService:
         return self.engine.storage.run(read, write=False)
 
     def list(self, statuses: Sequence[str] = (), workflow: str | None = None, include_run_ids: bool = False,
-             limit: int | None = None, offset: int = 0) -> list[BackfillStatus]:
+             limit: int | None = None, offset: int = 0, tags: Mapping[str, str] | None = None) -> list[BackfillStatus]:
         def read(s: Session) -> list[BackfillStatus]:
-            records = s.list_backfills(statuses, workflow, limit, offset)
+            records = s.list_backfills(statuses, workflow, limit, offset, tags)
             counts = s.run_counts([r.backfill_id for r in records])
             found = []
             for r in records:

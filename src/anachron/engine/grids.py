@@ -14,8 +14,18 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from ..definitions import Workflow
-from ..grid import BackfillGrid, KeySpan, PartitionGrid, backfill_grid, cell_size_for, check_max_cells, partition_grid
-from ..models import FINISHED_BACKFILL_STATUSES, NotFoundError
+from ..grid import (
+    BackfillGrid,
+    BackfillSnapshot,
+    KeySpan,
+    PartitionGrid,
+    backfill_grid,
+    cell_size_for,
+    check_max_cells,
+    partition_grid,
+    run_cells,
+)
+from ..models import FINISHED_BACKFILL_STATUSES, BackfillStatus, NotFoundError
 from ..records import BackfillRecord, GridCount, GridRun
 from .context import EngineContext
 from .led import rebuild_plan
@@ -23,29 +33,50 @@ from .led import rebuild_plan
 if TYPE_CHECKING:
     from ..storage.session import Session
 
-_Read = tuple[BackfillRecord, list[GridCount], list[GridRun] | None]
+_Read = tuple[BackfillRecord, BackfillStatus, list[GridCount], list[GridRun] | None, list[GridRun] | None]
 
 
 def read_backfill_grid(engine: EngineContext, backfill_id: str, max_cells: int = 2000) -> BackfillGrid:
     """The backfill's runs in plan order as at most ``max_cells`` cells (``NotFoundError`` for an unknown id)."""
+    return read_backfill_snapshot(engine, backfill_id, max_cells).grid
+
+
+def read_backfill_snapshot(engine: EngineContext, backfill_id: str, max_cells: int = 2000,
+                           zoom: int | None = None) -> BackfillSnapshot:
+    """The backfill's status and grid from one read transaction, so that counters and cells agree; with
+    ``zoom`` (the index of an aggregated cell), that cell's runs one by one as well."""
     check_max_cells(max_cells)
 
     def read(s: Session) -> _Read | None:
         record = s.get_backfill(backfill_id)
         if record is None:
             return None
+        active = s.run_counts([backfill_id]).get(backfill_id)
+        status = record.to_status([], active.queued if active else 0, active.running if active else 0)
         size = cell_size_for(record.total_runs, max_cells)
         if size == 1:  # a cell per run: the runs themselves (at most max_cells of them), with their ids
-            return record, [], s.backfill_grid_runs(backfill_id, record.cursor, record.total_runs)
-        return record, s.backfill_grid_counts(backfill_id, size, record.cursor), None
+            return record, status, [], s.backfill_grid_runs(backfill_id, record.cursor, record.total_runs), None
+        zoomed = None
+        if zoom is not None and 0 <= zoom * size < record.total_runs:
+            zoomed = s.backfill_grid_runs(backfill_id, record.cursor, size, first=zoom * size)
+        return record, status, s.backfill_grid_counts(backfill_id, size, record.cursor), None, zoomed
 
     found = engine.storage.run(read, write=False)
     if found is None:
         raise NotFoundError(f"backfill {backfill_id!r} not found")
-    record, counts, runs = found
-    return backfill_grid(record.backfill_id, record.status, record.total_runs, record.cursor,
-                         record.status in FINISHED_BACKFILL_STATUSES, max_cells, counts, runs,
-                         _key_span(record, engine, cell_size_for(record.total_runs, max_cells)))
+    record, status, counts, runs, zoomed = found
+    size = cell_size_for(record.total_runs, max_cells)
+    span = _key_span(record, engine, size)
+    finished = record.status in FINISHED_BACKFILL_STATUSES
+    grid = backfill_grid(record.backfill_id, record.status, record.total_runs, record.cursor, finished, max_cells,
+                         counts, runs, span)
+    if zoomed is None or zoom is None:
+        return BackfillSnapshot(status, grid)
+    first = zoom * size
+    last = min(record.total_runs, first + size) - 1
+    one_by_one = _key_span(record, engine, 1)
+    return BackfillSnapshot(status, grid, (zoom, tuple(run_cells(first, last, record.cursor, finished, zoomed,
+                                                                 one_by_one))))
 
 
 #: the key spans of recently shown backfills, (storage, backfill, cell size) → (the plan's ``key_span``, the

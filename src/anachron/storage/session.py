@@ -37,7 +37,7 @@ from ..records import (
     RunRef,
     utc,
 )
-from ..schedules import tick_key
+from ..schedules import SCHEDULE_KEY_PREFIX, tick_key
 from .codec import backfill_record, dumps, keys_columns, keys_of, run_record, tags_of
 from .errors import SavepointNeeded, StorageRejected, describe_error, is_transient
 from .schedule_rows import ScheduleRows
@@ -230,25 +230,18 @@ class Session(ScheduleRows):
         return run_record(row) if row is not None else None
 
     def list_runs(self, where: RunFilter) -> list[RunRecord]:
-        query = select(runs).order_by(runs.c.seq.desc())
-        if where.workflow is not None:
-            query = query.where(runs.c.workflow == where.workflow)
-        if where.statuses:
-            query = query.where(runs.c.status.in_(list(where.statuses)))
-        if where.backfill_id is not None:
-            query = query.where(runs.c.backfill_id == where.backfill_id)
-        if where.partition_key is not None:  # a one-key run holds its key; a run of several, run_partitions rows
-            batched = select(run_partitions.c.run_id).where(run_partitions.c.partition_key == where.partition_key)
-            if where.workflow is not None:
-                batched = batched.where(run_partitions.c.workflow == where.workflow)
-            query = query.where(or_(runs.c.partition_key == where.partition_key, runs.c.run_id.in_(batched)))
-        for key, value in where.tags.items():  # tags are a JSON object: filtered by the database
-            query = query.where(_has_tag(runs.c.tags, key, value))
+        query = select(runs).where(*_run_conditions(where)).order_by(runs.c.seq.desc())
         if where.limit is not None:
             query = query.limit(where.limit)
         if where.offset:
             query = query.offset(where.offset)
         return [run_record(r) for r in self.conn.execute(query)]
+
+    def count_runs(self, where: RunFilter, cap: int) -> int:
+        """How many runs ``where`` selects (its limit and offset ignored), counting at most ``cap`` of them:
+        a paged list shows "10,000+" rather than scanning a table of millions."""
+        found = select(runs.c.seq).where(*_run_conditions(where)).limit(cap).subquery()
+        return int(self.conn.execute(select(func.count()).select_from(found)).scalar_one())
 
     def recent_run_durations(self, workflow: str, limit: int = HISTORY_RUNS) -> list[RunDuration]:
         """How long the newest ``limit`` successful runs of ``workflow`` took (``ended_at - started_at``) and
@@ -518,13 +511,13 @@ class Session(ScheduleRows):
                  .group_by(cell, runs.c.status))
         return [GridCount(int(c), status, int(n)) for c, status, n in self.conn.execute(query)]
 
-    def backfill_grid_runs(self, backfill_id: str, created: int, limit: int) -> list[GridRun]:
-        """The backfill's first ``created`` runs (at most ``limit``) in plan order, one grid cell each. Only
-        a one-key run's key is read (a run of many keys may list a million: its first and last come from
-        the plan)."""
+    def backfill_grid_runs(self, backfill_id: str, created: int, limit: int, first: int = 0) -> list[GridRun]:
+        """The backfill's runs from plan index ``first`` up to ``created`` (at most ``limit``) in plan order,
+        one grid cell each. Only a one-key run's key is read (a run of many keys may list a million: its
+        first and last come from the plan)."""
         query = (select(runs.c.plan_index, runs.c.run_id, runs.c.status, runs.c.partition_key,
                         runs.c.scheduled_time)
-                 .where(runs.c.backfill_id == backfill_id, runs.c.plan_index < created)
+                 .where(runs.c.backfill_id == backfill_id, runs.c.plan_index >= first, runs.c.plan_index < created)
                  .order_by(runs.c.plan_index).limit(limit))
         return [GridRun(*row) for row in self.conn.execute(query)]
 
@@ -563,18 +556,22 @@ class Session(ScheduleRows):
         return backfill_record(row) if row is not None else None
 
     def list_backfills(self, statuses: Sequence[str] = (), workflow: str | None = None,
-                       limit: int | None = None, offset: int = 0) -> list[BackfillRecord]:
-        query = select(backfills).order_by(backfills.c.created_at.desc(), backfills.c.backfill_id)
-        if statuses:
-            query = query.where(backfills.c.status.in_(list(statuses)))
-        if workflow is not None:
-            query = query.where(backfills.c.backfill_id.in_(
-                select(backfill_workflows.c.backfill_id).where(backfill_workflows.c.workflow == workflow)))
+                       limit: int | None = None, offset: int = 0,
+                       tags: Mapping[str, str] | None = None) -> list[BackfillRecord]:
+        query = (select(backfills).where(*_backfill_conditions(statuses, workflow, tags))
+                 .order_by(backfills.c.created_at.desc(), backfills.c.backfill_id))
         if limit is not None:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
         return [backfill_record(r) for r in self.conn.execute(query)]
+
+    def count_backfills(self, statuses: Sequence[str] = (), workflow: str | None = None,
+                        tags: Mapping[str, str] | None = None, cap: int = 10_000) -> int:
+        """How many backfills ``list_backfills`` would list without a limit, counting at most ``cap``."""
+        found = (select(backfills.c.backfill_id).where(*_backfill_conditions(statuses, workflow, tags))
+                 .limit(cap).subquery())
+        return int(self.conn.execute(select(func.count()).select_from(found)).scalar_one())
 
     def run_counts(self, backfill_ids: Sequence[str]) -> dict[str, RunCounts]:
         """Queued and running runs of each backfill."""
@@ -744,6 +741,48 @@ class Session(ScheduleRows):
 
         value = self.conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return None if value is None else str(value)
+
+
+def _run_conditions(where: RunFilter) -> list[Any]:
+    """The SQL conditions of a ``RunFilter`` (every filter applied by the database)."""
+    conditions: list[Any] = []
+    if where.workflow is not None:
+        conditions.append(runs.c.workflow == where.workflow)
+    if where.statuses:
+        conditions.append(runs.c.status.in_(list(where.statuses)))
+    if where.backfill_id is not None:
+        conditions.append(runs.c.backfill_id == where.backfill_id)
+    for key, value in where.tags.items():  # tags are a JSON object: filtered by the database
+        conditions.append(_has_tag(runs.c.tags, key, value))
+    if where.partition_key is not None:  # a one-key run of it, or a run of several keys that holds it
+        holders = select(run_partitions.c.run_id).where(run_partitions.c.partition_key == where.partition_key)
+        if where.workflow is not None:
+            holders = holders.where(run_partitions.c.workflow == where.workflow)
+        conditions.append(or_(runs.c.partition_key == where.partition_key, runs.c.run_id.in_(holders)))
+    if where.trigger is not None:
+        tick = runs.c.idempotency_key.startswith(SCHEDULE_KEY_PREFIX, autoescape=True)
+        conditions.append({"backfill": runs.c.backfill_id.is_not(None),
+                           "scheduled": and_(runs.c.backfill_id.is_(None), tick),
+                           "manual": and_(runs.c.backfill_id.is_(None),
+                                          or_(runs.c.idempotency_key.is_(None), ~tick))}[where.trigger])
+    if where.created_after is not None:
+        conditions.append(runs.c.created_at >= where.created_after)
+    if where.created_before is not None:
+        conditions.append(runs.c.created_at < where.created_before)
+    return conditions
+
+
+def _backfill_conditions(statuses: Sequence[str], workflow: str | None,
+                         tags: Mapping[str, str] | None) -> list[Any]:
+    conditions: list[Any] = []
+    if statuses:
+        conditions.append(backfills.c.status.in_(list(statuses)))
+    if workflow is not None:
+        conditions.append(backfills.c.backfill_id.in_(
+            select(backfill_workflows.c.backfill_id).where(backfill_workflows.c.workflow == workflow)))
+    for key, value in (tags or {}).items():
+        conditions.append(_has_tag(backfills.c.tags, key, value))
+    return conditions
 
 
 def _has_tag(column: Any, key: str, value: str) -> Any:

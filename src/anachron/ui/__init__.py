@@ -23,9 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..models import NotFoundError
 from ..storage import StorageRejected, StorageUnavailable
-from . import actions, pages
+from . import actions, backfill_pages, launch, pages, run_pages, schedule_pages, workflow_pages
 from .forms import FormTooLarge
-from .render import STATIC, html, is_htmx, page
+from .render import STATIC, fragment, is_htmx, page
 
 log = logging.getLogger("anachron.server")
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -38,8 +38,8 @@ def install(app: FastAPI) -> None:
     (the JSON API keeps its ``{"error": ...}`` answers)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(CompressPages)
-    app.include_router(pages.router)
-    app.include_router(actions.router)
+    for module in (pages, backfill_pages, run_pages, workflow_pages, schedule_pages, launch, actions):
+        app.include_router(module.router)
     for kind in (StarletteHTTPException, RequestValidationError, NotFoundError, ValueError, StorageUnavailable,
                  StorageRejected, Exception):
         api_handler = app.exception_handlers.get(kind)
@@ -76,7 +76,8 @@ def _html_on_ui_paths(api_handler: Handler) -> Handler:
             log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         headers = {"Retry-After": "2"} if isinstance(exc, StorageUnavailable) else None
         if is_htmx(request):
-            return html("_alert.html", status, headers=headers, kind="error", message=f"{title}: {message}")
+            return fragment(request, "_alert.html", status, headers=headers, kind="error",
+                            message=f"{title}: {message}")
         response = page(request, "error.html", status, title=title, message=message)
         if headers:
             response.headers.update(headers)

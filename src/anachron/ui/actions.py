@@ -1,5 +1,5 @@
-"""The UI's actions (POST): backfill pause / resume / cancel / rerun, run cancel, schedule pause / resume,
-a backfill form's preview and launch, logging in and out.
+"""The UI's actions (POST): backfill pause / resume / cancel / rerun, run cancel and re-run, schedule pause /
+resume, the time zone, logging in and out. (The forms that create backfills and runs: ``launch``.)
 
 Each calls the repository and answers the part of the page that changed (an htmx request), or redirects
 to the page (a plain form post, without JavaScript). A refused action shows the engine's message, which
@@ -10,8 +10,6 @@ guard (``api.auth``) refuses them first.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,19 +17,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from ..api.auth import COOKIE, token_matches
-from ..estimate import Estimate, describe
-from ..models import BackfillResult
-from ..repository import CodeRepository
-from .forms import BackfillForm, FormTooLarge, parse_form
-from .pages import backfill_response, not_found, repo_of, safe_next, utcnow, workflow_context, workflow_page
-from .render import html, is_htmx, page, path_part, workflow_url
+from ..definitions import Workflow
+from ..models import RERUN_OF_TAG
+from .backfill_pages import backfill_response
+from .forms import FormTooLarge, parse_form
+from .pages import not_found, repo_of, safe_next, utcnow
+from .render import UTC, ZONE_COOKIE, fragment, is_htmx, page, path_part, zone_named
 
 router = APIRouter(include_in_schema=False)
 
-#: Run groups a preview lists.
-PREVIEW_GROUPS = 8
 #: How long the login cookie lasts (seconds).
 COOKIE_AGE = 30 * 86400
+#: How long the time-zone cookie lasts (seconds).
+ZONE_AGE = 365 * 86400
 #: The cookie's SameSite, spelled as RFC 6265bis does (Starlette writes it as given; its type says lowercase).
 STRICT: Any = "Strict"
 #: A wrong token waits this long before its answer (slows guessing down; the token is compared in constant time).
@@ -87,9 +85,7 @@ def backfill_action(request: Request, backfill_id: str, action: str) -> Response
         flash, status = ("error", str(exc)), 409
     if not is_htmx(request):
         return RedirectResponse(f"/backfills/{path_part(backfill_id)}", status_code=303)
-    st = repo.get_backfill(backfill_id, include_run_ids=False)
-    assert st is not None  # backfills are never deleted
-    return backfill_response(request, repo, st, "live", None, flash, status)
+    return backfill_response(request, repo, backfill_id, "live", None, flash, status)
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -101,21 +97,45 @@ def cancel_run(request: Request, run_id: str) -> Response:
     return redirect(request, f"/runs/{path_part(run_id)}")
 
 
+@router.post("/runs/{run_id}/rerun")
+async def rerun_run(request: Request, run_id: str) -> Response:
+    form = await read_form(request)
+    return await run_in_threadpool(_rerun_run, request, run_id, form.get("launch_key", ""))
+
+
+def _rerun_run(request: Request, run_id: str, launch_key: str) -> Response:
+    """Run a finished run's partition again (or an unpartitioned run), with its parameters and its own tags,
+    as a new run tagged ``anachron/rerun_of`` = the run it repeats."""
+    repo = repo_of(request)
+    found = repo.get_run(run_id)
+    if found is None:
+        return not_found(request, f"run {run_id!r} not found")
+    wf = repo.workflow_registry.get(found.workflow)
+    if wf is None or len(found.partition_keys) > 1:
+        reason = "its workflow is no longer defined" if wf is None else "it ran several partitions (backfill them)"
+        return page(request, "error.html", 409, title="Cannot run again", message=f"run {run_id}: {reason}")
+    tags = {k: v for k, v in found.tags.items() if not k.startswith("anachron/")}
+    tags[RERUN_OF_TAG] = found.run_id
+    key = f"ui:{launch_key}" if len(launch_key) == 32 and launch_key.isalnum() else None
+    again = repo.run(wf, found.partition_key, found.params, tags, idempotency_key=key, block=False)
+    return redirect(request, f"/runs/{path_part(again.run_id)}")
+
+
 # -- schedules --------------------------------------------------------------------------------------------
 @router.post("/schedules/{action}")
 async def schedule_action(request: Request, action: str) -> Response:
     form = await read_form(request)
     return await run_in_threadpool(_schedule_action, request, action, form.get("workflow", ""),
-                                   form.get("schedule", ""))
+                                   form.get("schedule", ""), form.get("next", ""))
 
 
-def _schedule_action(request: Request, action: str, name: str, schedule_id: str) -> Response:
+def _schedule_action(request: Request, action: str, name: str, schedule_id: str, back: str) -> Response:
     repo = repo_of(request)
     if action not in ("pause", "resume"):
         return not_found(request, f"no such action: {action!r}")
     if name not in repo.workflow_registry:
         return not_found(request, f"workflow {name!r} not found")
-    wf = repo.workflow_registry[name]
+    wf: Workflow = repo.workflow_registry[name]
     if not any(s.id == schedule_id for s in wf.schedules):
         return not_found(request, f"workflow {name!r} has no schedule {schedule_id!r}")
     if action == "pause":
@@ -123,77 +143,31 @@ def _schedule_action(request: Request, action: str, name: str, schedule_id: str)
     else:
         repo.resume_schedule(wf, schedule_id)
     if not is_htmx(request):
-        return RedirectResponse(workflow_url(name), status_code=303)
-    return html("_schedules.html", wf=wf, schedules=repo.list_schedules(wf), now=utcnow(), form=None)
+        return RedirectResponse(safe_next(back or "/schedules"), status_code=303)
+    from .schedule_pages import schedule_row
+
+    row = schedule_row(repo, next(s for s in repo.list_schedules(wf) if s.schedule_id == schedule_id))
+    return fragment(request, "_schedule_row.html", row=row, now=utcnow(), show_workflow=back == "/schedules",
+                    back=back)
 
 
-# -- the backfill form ------------------------------------------------------------------------------------
-@router.post("/backfills/preview")
-async def preview(request: Request) -> Response:
-    form = BackfillForm.of(await read_form(request))
-    return await run_in_threadpool(_submit, request, form, True)
-
-
-@router.post("/backfills/launch")
-async def launch(request: Request) -> Response:
-    form = BackfillForm.of(await read_form(request))
-    return await run_in_threadpool(_submit, request, form, False)
-
-
-def submit(repo: CodeRepository, form: BackfillForm, *, dry_run: bool) -> BackfillResult:
-    """The form's backfill (a schedule's ticks when it names a schedule), stored for the server to lead, or
-    only planned (``dry_run``)."""
-    if form.schedule is not None:
-        name = form.get("workflow")
-        return repo.backfill_schedule(name, form.schedule, block=False, dry_run=dry_run, **form.schedule_options())
-    return repo.create_backfill(form.request(dry_run=dry_run), block=False)
-
-
-def _submit(request: Request, form: BackfillForm, dry_run: bool) -> Response:
-    repo = repo_of(request)
-    name = form.get("workflow")
-    if name not in repo.workflow_registry:
-        return not_found(request, f"workflow {name!r} not found")
-    try:
-        result = submit(repo, form, dry_run=dry_run)
-    except (ValueError, LookupError) as exc:  # the engine's message names the field
-        context: dict[str, Any] = dict(error=str(exc), form=form)
-        status = 422
+# -- the time zone ----------------------------------------------------------------------------------------
+@router.post("/timezone")
+async def set_timezone(request: Request) -> Response:
+    """Show times in the zone chosen (a blank choice goes back to the browser's zone)."""
+    form = await read_form(request)
+    target = safe_next(form.get("next"))
+    name = form.get("tz", "").strip()
+    if name and zone_named(name) is None:
+        return page(request, "error.html", 400, title="Bad request",
+                    message=f"Time zone: {name[:60]!r} is not a time zone name (e.g. Europe/Paris, UTC)")
+    response = RedirectResponse(target, status_code=303)
+    if name:
+        response.set_cookie(ZONE_COOKIE, name if zone_named(name) != UTC else "UTC", max_age=ZONE_AGE, path="/",
+                            samesite=STRICT, secure=request.url.scheme == "https")
     else:
-        if not dry_run:
-            assert result.backfill_id is not None
-            return redirect(request, f"/backfills/{path_part(result.backfill_id)}")
-        context, status = preview_context(result, form), 200
-    if is_htmx(request):
-        return html("_preview.html", status, pv=context)
-    wf = repo.workflow_registry[name]
-    return workflow_page(request, repo, wf, workflow_context(repo, wf, None), form=form, preview=context,
-                         status=status)
-
-
-def preview_context(result: BackfillResult, form: BackfillForm) -> dict[str, Any]:
-    """What a dry run shows: counts, the first and last keys, the first run groups and the estimate; and
-    the form's fields (with a fresh launch key) for the Launch button to send back unchanged."""
-    keys, plan = result.partition_keys, result.plan
-    groups = [list(group) for group in itertools.islice(plan, PREVIEW_GROUPS)]
-    last_group = list(plan[len(plan) - 1]) if len(plan) > PREVIEW_GROUPS else None
-    estimate = result.estimate
-    echo = dict(form.values, launch_key=uuid.uuid4().hex)
-    return dict(error=None, result=result, first_key=keys[0] if len(keys) else None,
-                last_key=keys[len(keys) - 1] if len(keys) else None, groups=groups, last_group=last_group,
-                estimate=estimate, estimate_text=estimate_note(estimate) if estimate is not None else None,
-                echo=echo, form=form)
-
-
-def estimate_note(estimate: Estimate) -> str:
-    """What the estimate's figure assumes (the figure itself is shown apart): ``at max_concurrency 4 ·
-    median run 350 ms over the last 200 runs``; without history, why there is no figure."""
-    if estimate.seconds is None or estimate.runs == 0:
-        return describe(estimate)
-    at = f"at max_concurrency {estimate.max_concurrency}"
-    if estimate.limited_by is not None:
-        at = f"{estimate.concurrency} runs at once ({estimate.limited_by}; max_concurrency {estimate.max_concurrency})"
-    return f"{at} · {estimate.basis}"
+        response.delete_cookie(ZONE_COOKIE, path="/", samesite=STRICT)
+    return response
 
 
 # -- login ------------------------------------------------------------------------------------------------

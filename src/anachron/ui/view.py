@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import NamedTuple
 
 from ..estimate import approx_duration
@@ -24,6 +24,7 @@ from ..models import BackfillStatus, Run
 GLYPHS = {
     "success": "✓", "completed": "✓", "failed": "✕", "canceled": "⊘", "running": "▶", "in_progress": "▶",
     "queued": "◷", "requested": "◷", "paused": "Ⅱ", "active": "●", "missing": "○", "pending": "◌", "dry_run": "◇",
+    "partial": "◐",
 }
 LABELS = {"in_progress": "in progress", "dry_run": "dry run", "success": "succeeded"}
 #: Statuses whose page keeps polling for changes.
@@ -74,7 +75,10 @@ class Sample(NamedTuple):
 
 @dataclass(frozen=True)
 class Progress:
-    """A backfill's progress as the bar, the counters, the rate and the ETA show it."""
+    """A backfill's progress as the bar, the counters, the rate and the ETA show it.
+
+    Partitions *done* ran to an end: succeeded or failed. Canceled partitions are not done (a backfill
+    canceled at 46% says 46%, with its canceled partitions beside), and they are not left to do either."""
 
     total: int
     succeeded: int
@@ -93,11 +97,12 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed + self.canceled
+        return self.succeeded + self.failed
 
     @property
     def remaining(self) -> int:
-        return max(0, self.total - self.done)
+        """Partitions still to run (neither done nor canceled)."""
+        return max(0, self.total - self.done - self.canceled)
 
     def share(self, part: int) -> float:
         """``part`` as a percentage of the total (for bar widths), 0 for an empty backfill."""
@@ -109,7 +114,7 @@ class Progress:
 
 
 def progress(st: BackfillStatus, now: datetime, previous: Sample | None = None) -> Progress:
-    done = st.completed_partitions + st.failed_partitions + st.canceled_partitions
+    done = st.completed_partitions + st.failed_partitions
     at = now.timestamp()
     elapsed = None
     if st.created_at is not None:
@@ -130,10 +135,20 @@ def progress(st: BackfillStatus, now: datetime, previous: Sample | None = None) 
         sample, rate = previous, previous.rate if previous.rate is not None else rate
     else:
         sample = Sample(at, done, rate)
-    remaining = max(0, st.total_partitions - done)
+    remaining = max(0, st.total_partitions - done - st.canceled_partitions)
     eta = remaining / rate if rate and not st.is_finished and st.status == "in_progress" else None
     return Progress(st.total_partitions, st.completed_partitions, st.failed_partitions, st.canceled_partitions,
                     st.running_runs, st.queued_runs, rate, eta, elapsed, sample)
+
+
+def outcome(st: BackfillStatus) -> tuple[str, str]:
+    """The status a backfill shows (a CSS key and its words): its own, except for a ``failed`` backfill in
+    which every partition ran and some succeeded — a ``continue`` backfill with a few failures says
+    "completed with 8 failures" (``partial``), not the same as one where everything failed."""
+    if st.status == "failed" and st.completed_partitions and st.failed_partitions and not st.canceled_partitions:
+        n = st.failed_partitions
+        return "partial", f"completed with {n:,} failure{'' if n == 1 else 's'}"
+    return st.status, label(st.status)
 
 
 # -- formatting -----------------------------------------------------------------------------------------
@@ -204,11 +219,24 @@ def ago(when: datetime | None, now: datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def stamp(when: datetime | None) -> str:
-    """The exact time, UTC (a tooltip beside ``ago``)."""
+def stamp(when: datetime | None, zone: tzinfo = timezone.utc) -> str:
+    """The exact time in ``zone`` (the page's time zone): ``2024-01-13 09:05:00 CET``."""
     if when is None:
         return ""
-    return _aware(when).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return _aware(when).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def clock(when: datetime, zone: tzinfo = timezone.utc) -> str:
+    """The time of day to the millisecond in ``zone`` (a log line's): ``09:05:00.123``."""
+    return _aware(when).astimezone(zone).strftime("%H:%M:%S.%f")[:12]
+
+
+def window(start: datetime, end: datetime, zone: tzinfo = timezone.utc) -> str:
+    """A partition window ``[start, end)`` in ``zone``: ``2024-01-13 00:00 → 2024-01-14 00:00 CET``."""
+    a, b = _aware(start).astimezone(zone), _aware(end).astimezone(zone)
+    if a.tzname() != b.tzname():  # a window across a DST change names both offsets
+        return f"{a:%Y-%m-%d %H:%M %Z} → {b:%Y-%m-%d %H:%M %Z}"
+    return f"{a:%Y-%m-%d %H:%M} → {b:%Y-%m-%d %H:%M %Z}"
 
 
 def iso(when: datetime | None) -> str:
