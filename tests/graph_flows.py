@@ -1,8 +1,9 @@
 """A three-level data graph for the graph tests: hourly events → daily summary → weekly report (2024, UTC).
 
 ``raw_events`` writes one file per hour under ``GRAPH_DIR`` (the environment), ``daily_summary`` reads the day's
-hours, ``weekly_report`` the week's days; each run appends its key and start/end times to ``runs.log`` there,
-so tests can count executions and check their order from what the runs wrote themselves.
+hours, ``weekly_report`` the week's days; each run appends ``<workflow> <keys> <start> <end> <attempt>`` to
+``runs.log`` there when it has run to its end, so tests count executions and check their order from what the
+runs wrote themselves. A key listed in ``GRAPH_FAIL`` (comma-separated, ``workflow/key``) fails instead.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ WEEKS = ac.WeeklyPartitions("2024-01-01", "2024-12-30")
 def _record(name: str) -> Path:
     folder = Path(os.environ.get("GRAPH_DIR", "."))
     ctx = ac.context()
+    started = time.time()
+    keys = ",".join(ctx.partition_keys) or "-"
+    if f"{name}/{keys}" in os.environ.get("GRAPH_FAIL", "").split(","):
+        raise RuntimeError(f"bad input for {keys}")
+    time.sleep(float(os.environ.get("GRAPH_SLEEP", "0")))
     with open(folder / "runs.log", "a") as log:
-        log.write(f"{name} {','.join(ctx.partition_keys)} {time.time():.6f}\n")
+        log.write(f"{name} {keys} {started:.6f} {time.time():.6f} {ctx.attempt}\n")
     return folder
 
 

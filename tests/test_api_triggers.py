@@ -66,7 +66,7 @@ def test_yaml_flow_backfill_in_kestras_exact_form(client):
 
     status = wait_backfill(client, trigger["backfill_id"])
     assert status["status"] == "completed" and status["completed_partitions"] == 5, status
-    assert status["tags"] == {"k": "v", "anachron/trigger": "every6h"} and status["workflows"] == ["kestra_flow"]
+    assert status["tags"] == {"k": "v", "anachron/trigger": "every6h"} and list(status["workflows"]) == ["kestra_flow"]
     runs = runs_of(client, trigger["backfill_id"])
     ticks = [datetime(2024, 3, 1, h, tzinfo=UTC) for h in (0, 6, 12, 18)] + [datetime(2024, 3, 2, tzinfo=UTC)]
     assert [at(r["logical_time"]) for r in runs] == ticks  # the ticks in [start, end], end included

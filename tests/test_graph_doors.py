@@ -22,7 +22,6 @@ from graph_flows import ALL, GRAPH, daily_summary, raw_events, running_total, we
 
 GRAPH_FLOWS = str(Path(__file__).parent / "graph_flows.py")
 API = "/api/v1"
-REFUSED = "graph execution is not available yet"
 
 
 @pytest.fixture
@@ -59,14 +58,16 @@ def test_heal_a_gap_in_one_call_exactly(storage_url, make_repo, graph_dir):
                                dry_run=True)
     assert everything.workflows["raw_events"] == {"num_partitions": 96, "num_runs": 96}
     assert everything.workflows["weekly_report"] == {"num_partitions": 2, "num_runs": 2}
-    # the real thing is refused until the engine waits for upstream keys, and nothing is stored or run
-    before = (len(repo.list_backfills()), len(repo.list_runs(limit=None)))
-    with pytest.raises(ValueError, match=REFUSED) as refused:
-        repo.backfill(raw_events, start="2024-03-01", end="2024-03-04T23:00", include="downstream",
-                      reprocess="missing")
-    assert "raw_events → daily_summary" in str(refused.value)
-    assert (len(repo.list_backfills()), len(repo.list_runs(limit=None))) == before
-    assert len(executed(graph_dir)) == ran
+    # the real thing: exactly those 27 runs, nothing else, each key after the keys it needs
+    healed = repo.backfill(raw_events, start="2024-03-01", end="2024-03-04T23:00", include="downstream",
+                           reprocess="missing")
+    assert (healed.status, healed.completed, healed.failed) == ("completed", 27, 0)
+    assert healed.workflows == healing.workflows
+    new = executed(graph_dir)[ran:]
+    assert sorted(new) == sorted([f"raw_events 2024-03-04T{h:02d}:00" for h in range(24)]
+                                 + ["daily_summary 2024-03-04", "weekly_report 2024-03-04", "yearly_deck -"])
+    assert repo.partition_status(daily_summary, from_key="2024-03-01", to_key="2024-03-04") == {
+        f"2024-03-0{d}": "success" for d in range(1, 5)}
 
 
 def test_a_graph_backfill_without_dependencies_among_its_workflows_runs(make_repo, graph_dir):
@@ -80,15 +81,16 @@ def test_a_graph_backfill_without_dependencies_among_its_workflows_runs(make_rep
                                            "raw_events 2024-03-01T02:00", "regions eu", "regions us"]
 
 
-def test_depends_on_past_is_refused_with_newest_first_and_waits_for_the_engine(make_repo):
-    repo = make_repo(ALL, storage="sqlite://", executor=ac.InProcessExecutor(1))
+def test_depends_on_past_is_refused_with_newest_first_and_runs_each_key_after_the_one_before(make_repo, graph_dir):
+    repo = make_repo(ALL, storage="sqlite://", executor=ac.InProcessExecutor(4))
     with pytest.raises(ValueError, match="order: 'newest_first' conflicts with depends_on_past=True of workflow "
                                          "'running_total'"):
         repo.backfill(running_total, start="2024-03-01", end="2024-03-05", order="newest_first", dry_run=True)
     plan = repo.backfill(running_total, start="2024-03-01", end="2024-03-05", dry_run=True)
     assert plan.workflows == {"running_total": {"num_partitions": 5, "num_runs": 5}}
-    with pytest.raises(ValueError, match=r"running_total \(depends_on_past\)"):
-        repo.backfill(running_total, start="2024-03-01", end="2024-03-05")
+    done = repo.backfill(running_total, start="2024-03-01", end="2024-03-05", max_concurrency=4)
+    assert done.status == "completed" and done.completed == 5
+    assert executed(graph_dir) == [f"running_total 2024-03-0{d}" for d in range(1, 6)]  # one after another
 
 
 def test_depends_on_past_of_schedule_ticks_shows_them_but_is_not_run_yet(make_repo):
@@ -129,11 +131,17 @@ def test_http_graph_and_graph_backfills(make_repo):
         upstream = client.post(f"{API}/backfills", json={"workflow": "weekly_report", "include": "upstream",
                                                          "partition_keys": ["2024-03-04"], "dry_run": True}).json()
         assert upstream["workflows"]["raw_events"] == {"num_partitions": 168, "num_runs": 168}
-        refused = client.post(f"{API}/backfills", json={**body, "dry_run": False})
-        assert refused.status_code == 400 and REFUSED in refused.json()["error"]["message"]
+        created = client.post(f"{API}/backfills", json={**body, "start": "2024-03-04", "dry_run": False})
+        assert created.status_code == 201, created.text
+        assert created.json()["workflows"]["raw_events"] == {"num_partitions": 24, "num_runs": 24}
+        final = repo.wait_backfill(created.json()["backfill_id"], timeout=60)
+        assert final.status == "completed" and final.completed_partitions == 24 + 1 + 1 + 1
+        shown = client.get(f"{API}/backfills/{final.backfill_id}").json()
+        assert shown["workflows"]["daily_summary"] == {"total": 1, "completed": 1, "failed": 0,
+                                                       "upstream_failed": 0, "canceled": 0}
         bad = client.post(f"{API}/backfills", json={**body, "include": "sideways"})
         assert bad.status_code in (400, 422) and "include" in bad.json()["error"]["message"]
-        assert client.get(f"{API}/backfills").json() == []
+        assert [b["backfill_id"] for b in client.get(f"{API}/backfills").json()] == [final.backfill_id]
         schema = client.get("/openapi.json").json()
         assert "include" in schema["components"]["schemas"]["BackfillRequest"]["properties"]
 
@@ -162,9 +170,11 @@ def test_cli_graph_backfill_dry_run_shows_each_workflow(tmp_path):
     data = json.loads(as_json.stdout)
     assert data["workflows"] == {"raw_events": {"num_partitions": 6, "num_runs": 6},
                                  "daily_summary": {"num_partitions": 1, "num_runs": 1}}
-    refused = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "--start", "2024-03-01",
-                       "--end", "2024-03-01T05:00", "--include", "downstream")
-    assert refused.returncode == 2 and refused.stderr.startswith(f"error: {REFUSED}"), refused.stderr
+    ran = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "--start", "2024-03-01",
+                   "--end", "2024-03-01T05:00", "--include", "downstream", "--output", "json")
+    assert ran.returncode == 0, ran.stderr
+    data = json.loads(ran.stdout)
+    assert data["status"] == "completed" and data["completed"] == 6 + 1 + 1 + 1
     bad = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "nope", "--all", "--dry-run")
     assert bad.returncode == 2 and "WORKFLOW: unknown workflow 'nope'" in bad.stderr
     wrong = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "--all", "--include", "up")

@@ -253,16 +253,6 @@ def check_order(registry: WorkflowRegistry, names: Sequence[str], order: str) ->
                              "(each key waits for the key before it); use order='oldest_first'")
 
 
-def graph_not_available(spec: Mapping[str, Any]) -> str:
-    """Why a graph backfill with dependencies is refused for now (see the guard in ``engine.backfills``)."""
-    edges = ", ".join(f"{e['upstream']} → {e['downstream']}" if e["upstream"] != e["downstream"] else
-                      f"{e['upstream']} (depends_on_past)" for e in spec["graph"]["edges"])
-    return (f"graph execution is not available yet: the workflows of this backfill depend on each other ({edges}) "
-            "and the engine does not yet wait for upstream keys, so it would run keys before their inputs exist. "
-            "A dry run (dry_run=True, --dry-run) shows the plan; meanwhile backfill one workflow at a time, "
-            "upstream first")
-
-
 def ticks_not_available(names: Sequence[str]) -> str:
     """Why replaying the ticks of a ``depends_on_past`` workflow is refused for now (see ``engine.backfills``)."""
     return (f"workflow {names[0]!r}: depends_on_past=True: replaying its schedule's ticks one after another is not "

@@ -114,7 +114,10 @@ class BackfillStatus:
     run_ids: list[str]
     error: str | None
     tags: dict[str, str]
-    workflows: list[str] = field(default_factory=list)
+    #: per workflow, in plan order: its partitions ``total`` and how many ``completed``, ``failed``,
+    #: ``upstream_failed`` (never ran: a key it needs failed, SPEC §8) and ``canceled`` (never run); iterating it
+    #: gives the workflows' names
+    workflows: dict[str, dict[str, int]] = field(default_factory=dict)
     total_runs: int = 0
     queued_runs: int = 0
     running_runs: int = 0

@@ -39,6 +39,7 @@ class QueuedRun(NamedTuple):
     backfill_max_concurrency: int | None = None
     tags: Mapping[str, str] = EMPTY_TAGS
     keys: tuple[str, ...] = ()
+    plan_index: int | None = None  # its place in its backfill's plan (a graph backfill's readiness reads it)
 
 
 class ActiveRun(NamedTuple):
@@ -183,6 +184,15 @@ class Outcome(NamedTuple):
     failed_partitions: Mapping[str, str] = EMPTY_TAGS
 
 
+class Unfinished(NamedTuple):
+    """A run of a backfill that has not succeeded, as a graph backfill's readiness sees it."""
+
+    plan_index: int
+    workflow: str
+    status: str
+    partition_key: str | None
+
+
 class Recorded(NamedTuple):
     """An outcome storage accepted, and the backfill its run counts for (a tick run may have joined one)."""
 
@@ -254,14 +264,39 @@ class BackfillRecord:
     updated_at: float
     ended_at: float | None
 
-    def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0) -> BackfillStatus:
+    def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0,
+                  workflows: Mapping[str, Mapping[str, int]] | None = None) -> BackfillStatus:
+        """The public status; ``workflows``: per workflow, its partitions by status (``workflow_counts``);
+        without it, a one-workflow backfill's come from its counters."""
         return BackfillStatus(
             backfill_id=self.backfill_id, status=BackfillState(self.status), total_partitions=self.total_partitions,
             completed_partitions=self.completed, failed_partitions=self.failed,
             canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error, tags=dict(self.tags),
-            workflows=list(self.workflows), total_runs=self.total_runs, queued_runs=queued, running_runs=running,
+            workflows=self.workflow_counts(workflows), total_runs=self.total_runs, queued_runs=queued,
+            running_runs=running,
             created_at=utc(self.created_at), ended_at=utc(self.ended_at),
         )
+
+
+    def workflow_counts(self, found: Mapping[str, Mapping[str, int]] | None) -> dict[str, dict[str, int]]:
+        """Per workflow: ``total``, ``completed``, ``failed``, ``upstream_failed``, ``canceled`` — from the
+        partitions of its runs by status (``found``), or, for a backfill of one workflow without them, from the
+        backfill's counters. Partitions never run count as canceled once the backfill has ended."""
+        totals = self.request.get("totals") or {}
+        if found is None:
+            if len(self.workflows) != 1:
+                return {name: {} for name in self.workflows}
+            found = {self.workflows[0]: {"success": self.completed, "failed": self.failed, "canceled": self.canceled}}
+        out = {}
+        for name in self.workflows:
+            by = found.get(name, {})
+            total = int(totals.get(name, self.total_partitions if len(self.workflows) == 1 else sum(by.values())))
+            counts = {"total": total, "completed": by.get("success", 0), "failed": by.get("failed", 0),
+                      "upstream_failed": by.get("upstream_failed", 0), "canceled": by.get("canceled", 0)}
+            if self.ended_at is not None:
+                counts["canceled"] = max(0, total - counts["completed"] - counts["failed"] - counts["upstream_failed"])
+            out[name] = counts
+        return out
 
 
 @dataclass(frozen=True, slots=True)

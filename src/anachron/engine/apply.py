@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..models import CANCELED, FAILED, RUNNING, SUCCESS
+from ..models import CANCELED, FAILED, RUNNING, SUCCESS, UPSTREAM_FAILED
 from ..records import NewRun, Outcome, RunRecord
 from ..runtime import RunJob
 from ..storage import StorageRejected
@@ -38,7 +38,8 @@ class Created:
 @dataclass
 class Applied:
     to_kill: list[str] = field(default_factory=list)  # runs canceled here that this process may be running
-    dropped: dict[str, list[str]] = field(default_factory=dict)  # backfill → its queued runs canceled
+    dropped: dict[str, list[str]] = field(default_factory=dict)  # backfill → its queued runs canceled, or ended
+    # upstream_failed (a graph backfill's runs an upstream failure blocks)
     started: set[str] = field(default_factory=set)
     created: dict[str, Created] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)
@@ -57,6 +58,10 @@ def apply(d: Decisions, s: Session, owner: str, now: float, job_of: Callable[[Ru
         dropped = s.cancel_runs_of_backfill(backfill_id, why, now, queued_only=True)
         if dropped:
             out.dropped[backfill_id] = dropped
+    if d.upstream_failed:
+        of = {run_id: backfill_id for run_id, _, backfill_id in d.upstream_failed}
+        for o in s.finish_runs([Outcome(r, UPSTREAM_FAILED, why) for r, why, _ in d.upstream_failed], now):
+            out.dropped.setdefault(of[o.run_id], []).append(o.run_id)
     if d.start:
         out.started = s.start_runs(d.start, now)
         missing = [r for r in d.start if r in out.started and r not in d.jobs]

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 from .. import lifecycle
 from ..definitions import Workflow, priority_of
 from ..estimate import Estimate, RunDuration, combine, estimate_backfill
-from ..graph_order import GraphPlan, workflow_counts
+from ..graph_order import NodePlan, workflow_counts
 from ..graph_planning import (
     NODE_KEY,
     backfill_members,
     freeze_graph_plan,
-    graph_not_available,
     is_graph_backfill,
     ticks_not_available,
 )
@@ -150,16 +149,12 @@ class BackfillService:
             return BackfillResult(None, plan.num_partitions, plan.num_runs, "dry_run", 0, 0, 0, [], True,
                                   plan.partition_keys, plan.groups, self._estimate(plan, history, request),
                                   workflow_counts(plan))
-        # Graph execution guard (issue 15): until the engine's decide step has the readiness rule (a key starts
-        # only once the keys it maps to upstream in this backfill succeeded: GraphPlan.needs), a backfill whose
-        # workflows depend on each other would start keys before their inputs exist. Refused, not run out of order.
-        if isinstance(plan, GraphPlan) and plan.edges:
-            raise ValueError(graph_not_available(spec))
         if any(registry[name].depends_on_past for name in ticking):
             raise ValueError(ticks_not_available([n for n in ticking if registry[n].depends_on_past]))
         stored = StoredRequest(spec, request.failure_policy, encode_params(request.params),
                                {w: encode_params(c) for w, c in request.config.items()}, run_params, tags, priority,
-                               request.max_concurrency)
+                               request.max_concurrency,
+                               {name: c["num_partitions"] for name, c in workflow_counts(plan).items()})
         empty = plan.num_runs == 0
         row = NewBackfill(uuid.uuid4().hex[:16], COMPLETED if empty else REQUESTED, tuple(w.name for w in members),
                           stored.to_json(), plan.num_partitions, plan.num_runs, request.max_concurrency, priority,
@@ -202,10 +197,14 @@ class BackfillService:
         succeeded = self.engine.storage.run(lambda s: s.succeeded_keys_of_backfill(backfill_id), write=False)
         keys: dict[str, list[str]] = {}
         ticks = False
+        nodes: set[str] = set()  # unpartitioned workflows of a graph whose run did not succeed
         for wplan in plan.workflow_plans:
+            name = wplan.workflow.name
             ticks = ticks or wplan.is_ticks
-            keys[wplan.workflow.name] = [k for k in wplan.keys if (wplan.workflow.name, k) not in succeeded]
-        workflows = [self.engine.registry[name] for name, k in keys.items() if k] or \
+            keys[name] = [k for k in wplan.keys if (name, k) not in succeeded]
+            if isinstance(wplan, NodePlan) and wplan.num_runs and (name, NODE_KEY) not in succeeded:
+                nodes.add(name)
+        workflows = [self.engine.registry[name] for name, k in keys.items() if k or name in nodes] or \
             [self.engine.registry[n] for n in keys][:1]
         selection = {"kind": "workflow_keys", "keys": {w.name: keys[w.name] for w in workflows}, "ticks": ticks}
         request = BackfillRequest.from_python(
@@ -232,7 +231,8 @@ class BackfillService:
                 return None
             counts = s.run_counts([backfill_id]).get(backfill_id)
             run_ids = s.run_ids_of_backfill(backfill_id) if include_run_ids else []
-            return record.to_status(run_ids, counts.queued if counts else 0, counts.running if counts else 0)
+            return record.to_status(run_ids, counts.queued if counts else 0, counts.running if counts else 0,
+                                    _workflow_counts(s, record))
 
         return self.engine.storage.run(read, write=False)
 
@@ -245,7 +245,8 @@ class BackfillService:
             for r in records:
                 c = counts.get(r.backfill_id)
                 run_ids = s.run_ids_of_backfill(r.backfill_id) if include_run_ids else []
-                found.append(r.to_status(run_ids, c.queued if c else 0, c.running if c else 0))
+                found.append(r.to_status(run_ids, c.queued if c else 0, c.running if c else 0,
+                                         _workflow_counts(s, r)))
             return found
 
         return self.engine.storage.run(read, write=False)
@@ -342,3 +343,11 @@ def _node_status(s: Session, workflow: str) -> dict[str, str]:
     """The status of an unpartitioned workflow as a graph node: its latest run that was not canceled."""
     latest = s.list_runs(RunFilter(workflow, ("queued", "running", "success", "failed"), limit=1))
     return {NODE_KEY: latest[0].status} if latest else {}
+
+
+def _workflow_counts(s: Session, record: BackfillRecord) -> dict[str, dict[str, int]] | None:
+    """Per workflow, partitions by status: read for a graph backfill (several workflows, or keys that wait for
+    each other); a one-workflow backfill's come from its counters."""
+    if len(record.workflows) > 1 or "graph" in record.request.get("plan", {}):
+        return s.workflow_counts(record.backfill_id)
+    return None

@@ -322,7 +322,7 @@ class Coordinator:
                                  patience=TICK_PATIENCE)
             except Exception as exc:  # noqa: BLE001 - the lease recovery takes them back
                 self._failed(exc)
-        if result.snapshot.claim_skipped:
+        if result.snapshot.claim_skipped or result.decisions.again:
             self._claim_again = True
         if jobs:
             for job in jobs:

@@ -3,12 +3,13 @@ of its next runs (created a window at a time)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ..definitions import WorkflowRegistry
+from ..graph_order import GraphPlan, RunNeeds
 from ..loading import ref_of
 from ..models import BACKFILL_TAG, QUEUED
 from ..params import decode_params, encode_params
@@ -31,11 +32,12 @@ class StoredRequest:
     tags: Mapping[str, str]
     priority: int
     max_concurrency: int
+    totals: Mapping[str, int] = field(default_factory=dict)  # workflow → the partitions it plans
 
     def to_json(self) -> dict[str, Any]:
         return {"plan": self.plan, "failure_policy": self.failure_policy, "params": self.params,
                 "config": dict(self.config), "run_params": dict(self.run_params), "tags": dict(self.tags),
-                "priority": self.priority, "max_concurrency": self.max_concurrency}
+                "priority": self.priority, "max_concurrency": self.max_concurrency, "totals": dict(self.totals)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StoredRequest:
@@ -50,13 +52,29 @@ class StoredRequest:
             run_params = {w: encode_params({**base, **decode_params(config.get(w))})
                           for w in data["plan"]["workflows"]}
         return cls(data["plan"], data.get("failure_policy", "continue"), params, config, run_params,
-                   dict(data.get("tags") or {}), int(data["priority"]), int(data["max_concurrency"]))
+                   dict(data.get("tags") or {}), int(data["priority"]), int(data["max_concurrency"]),
+                   dict(data.get("totals") or {}))
 
     def decoded_params(self) -> dict[str, Any]:
         return decode_params(self.params)
 
     def decoded_config(self) -> dict[str, dict[str, Any]]:
         return {w: decode_params(v) for w, v in self.config.items()}
+
+
+def _stretches(indices: list[int]) -> Iterator[tuple[int, int]]:
+    """Sorted indices as ``[start, stop)`` stretches."""
+    start = prev = None
+    for i in indices:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:  # type: ignore[operator]
+            prev = i
+        else:
+            yield start, prev + 1  # type: ignore[operator]
+            start = prev = i
+    if start is not None:
+        yield start, prev + 1  # type: ignore[operator]
 
 
 def rebuild_plan(record: BackfillRecord, registry: WorkflowRegistry,
@@ -86,6 +104,29 @@ class LedBackfill:
     active: int = 0  # its runs this process created or took over that have not finished
     jobs: dict[str, RunJob] = field(default_factory=dict)  # created, not yet started: their jobs, ready
     _shared: dict[str, _Shared] = field(default_factory=dict)  # per workflow: what all its runs share (a cache)
+    _needs: dict[int, RunNeeds] = field(default_factory=dict)  # a graph plan's needs of waiting runs (a cache)
+
+    @property
+    def graph(self) -> GraphPlan | None:
+        """The plan, when it is a graph backfill's whose runs need each other's (``None`` otherwise)."""
+        plan = self.plan
+        return plan if isinstance(plan, GraphPlan) and plan.edges else None
+
+    def needs(self, indices: Iterable[int]) -> list[RunNeeds]:
+        """What the runs at these plan indices need (a graph plan's), computed a stretch at a time and kept
+        while they wait."""
+        plan = self.graph
+        if plan is None:
+            return []
+        wanted = sorted(set(indices))
+        missing = [i for i in wanted if i not in self._needs]
+        for start, stop in _stretches(missing):
+            for found in plan.needs(start, stop):
+                self._needs[found.index] = found
+        if len(self._needs) > 4 * max(64, len(wanted)):  # forget the ones that ran
+            low = wanted[0] if wanted else 0
+            self._needs = {i: n for i, n in self._needs.items() if i >= low}
+        return [self._needs[i] for i in wanted if i in self._needs]
 
     @property
     def backfill_id(self) -> str:

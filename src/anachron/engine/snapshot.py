@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..definitions import WorkflowRegistry
-from ..records import Recorded
+from ..models import MISSING
+from ..records import QueuedRun, Recorded
 from .led import LedBackfill
 from .queue import QueueLimits
+from .readiness import GraphFacts
 from .tick import Led, Queue, Snapshot
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ def read(s: Session, *, owner: str, registry: WorkflowRegistry, log_limit: int, 
             views.append(Led(memory, record, memory.cursor, memory.active))
     cancel_asked = s.cancel_requested_runs(owner) if cancel_poll else []
     queue, skipped = None, False
+    previous: dict[str, str | None] = {}
     if capacity > 0:
         if not s.lock_queue():
             skipped = True  # another process is claiming: this tick creates its runs queued, the next claims
@@ -58,6 +63,47 @@ def read(s: Session, *, owner: str, registry: WorkflowRegistry, log_limit: int, 
             growing = any(v.cursor < v.record.total_runs for v in views)
             running = s.running_runs(with_tags) if mine or growing else []
             queue = Queue(queued, running)
+            views = [_with_graph(s, v, queued, finished[v.backfill_id], executor_capacity) for v in views]
+            previous = _previous_keys(s, registry, queued, now)
     snapshot = Snapshot(owner, registry, log_limit, capacity, executor_capacity, tuple(views), tuple(cancel_asked),
-                        queue, skipped, dict(refused), careful)
+                        queue, skipped, dict(refused), careful, previous)
     return snapshot, lost
+
+
+def _with_graph(s: Session, view: Led, queued: Sequence[QueuedRun], finished: int, capacity: int) -> Led:
+    """A graph backfill's view with the facts its readiness is judged from: the needs of its queued runs and
+    of the window the tick may create, and its runs within them that have not succeeded (one read)."""
+    memory = view.memory
+    if memory.graph is None:
+        return view
+    indices = [q.plan_index for q in queued if q.backfill_id == view.backfill_id and q.plan_index is not None]
+    if view.cursor < view.record.total_runs:
+        count = memory.refill(capacity, view.record, view.cursor, view.active - finished)
+        indices.extend(range(view.cursor, view.cursor + count))
+    needs = memory.needs(indices)
+    spans = [(n.first_index, n.last_index) for run in needs for n in run.needs]
+    unfinished = s.unfinished_in_plan(view.backfill_id, min(a for a, _ in spans), max(b for _, b in spans)) \
+        if spans else []
+    return replace(view, graph=GraphFacts(needs, unfinished, view.cursor))
+
+
+def _previous_keys(s: Session, registry: WorkflowRegistry, queued: Sequence[QueuedRun],
+                   now: float) -> dict[str, str | None]:
+    """For queued one-key runs outside backfills of ``depends_on_past`` workflows (a schedule's ticks, manual
+    runs): the status of the key before theirs (``partition_status``; ``None`` for the first key)."""
+    found: dict[str, str | None] = {}
+    for q in queued:
+        workflow = registry.get(q.workflow) if q.backfill_id is None and len(q.keys) == 1 else None
+        if workflow is None or not workflow.depends_on_past or workflow.partitions is None:
+            continue
+        keys = workflow.partitions.get_partition_keys(datetime.fromtimestamp(now, timezone.utc))
+        try:
+            index = keys.index(q.keys[0])
+        except ValueError:
+            continue
+        if index == 0:
+            found[q.run_id] = None
+            continue
+        before = keys[index - 1]
+        found[q.run_id] = s.partition_statuses(workflow.name, [before]).get(before, MISSING)
+    return found

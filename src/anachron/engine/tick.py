@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 from .. import lifecycle
 from ..definitions import WorkflowRegistry
-from ..models import CANCELED, PAUSED, RUNNING
+from ..models import CANCELED, MISSING, PAUSED, RUNNING, SUCCESS
 from ..records import EMPTY_TAGS, ActiveRun, BackfillRecord, NewRun, QueuedRun, Recorded
 from ..runtime import RunJob
 from .led import LedBackfill
 from .queue import QueueLimits, select_runs
+from .readiness import GraphFacts, Verdicts
 
 #: where new runs stand in line: after every queued run, in creation order
 FRESH_SEQ = 1_000_000_000
@@ -40,6 +41,9 @@ class Led:
     record: BackfillRecord
     cursor: int
     active: int
+    #: a graph backfill's: the needs of its runs that wait (queued, and the next window's) and what storage
+    #: says of them (``readiness``); ``None`` for a backfill whose runs need nothing of each other
+    graph: GraphFacts | None = None
 
     @property
     def backfill_id(self) -> str:
@@ -72,6 +76,9 @@ class Snapshot:
     refused: Mapping[str, str] = field(default_factory=dict)
     #: insert new runs under a savepoint (a previous attempt of this tick was refused without one)
     careful: bool = False
+    #: queued runs outside backfills of ``depends_on_past`` workflows (a schedule's ticks): the status of the key
+    #: before theirs (``None``: there is none)
+    previous: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,14 +105,19 @@ class Decisions:
     stop: Sequence[tuple[str, str]] = ()  # (backfill, why): every active run canceled and stopped
     drop_queued: Sequence[tuple[str, str]] = ()  # (backfill, why): its queued runs canceled
     windows: Sequence[Window] = ()
+    #: (run, why, backfill): queued runs of graph backfills that will never run, an upstream run having failed
+    upstream_failed: Sequence[tuple[str, str, str]] = ()
     start: Sequence[str] = ()  # queued runs to start (their jobs: ``jobs`` or read from storage)
     jobs: Mapping[str, RunJob] = field(default_factory=dict)  # jobs of the runs started, when known
     ends: Sequence[End] = ()
     careful: bool = False
+    #: tick again at once: new runs of a graph backfill were created that the next tick may start or block
+    again: bool = False
 
     @property
     def writes(self) -> bool:
-        return bool(self.cancel_asked or self.stop or self.drop_queued or self.windows or self.start or self.ends)
+        return bool(self.cancel_asked or self.stop or self.drop_queued or self.windows or self.upstream_failed
+                    or self.start or self.ends)
 
 
 def decide(snapshot: Snapshot, outcomes: Sequence[Recorded], limits: QueueLimits, now: float) -> Decisions:
@@ -115,6 +127,7 @@ def decide(snapshot: Snapshot, outcomes: Sequence[Recorded], limits: QueueLimits
     ends: list[End] = []
     windows: list[tuple[Led, list[NewRun], dict[str, RunJob]]] = []
     finished = Counter(o.backfill_id for o in outcomes if o.backfill_id)
+    verdicts = {led.backfill_id: led.graph.judge() for led in snapshot.led if led.graph is not None}
     for led in snapshot.led:
         record = led.record
         backfill_id = led.backfill_id
@@ -148,18 +161,38 @@ def decide(snapshot: Snapshot, outcomes: Sequence[Recorded], limits: QueueLimits
             continue
         if active <= 0 and (halted or led.cursor >= record.total_runs):
             ends.append(End(backfill_id, lifecycle.ending(record, stopped=halted)))
-    start, fresh_started, jobs = _claim(snapshot, windows, {b for b, _ in stop + drop}, limits, now)
+    stopping = {b for b, _ in stop + drop}
+    blocked = _blocked(snapshot, verdicts, stopping)
+    start, fresh_started, jobs = _claim(snapshot, windows, stopping, verdicts, limits, now)
     made = []
+    again = False
     for led, rows, new_jobs in windows:
+        judged = verdicts.get(led.backfill_id)
+        if judged is not None:  # a new run its upstream failure blocks (or not judged yet): the next tick says
+            again = again or any(r.plan_index in judged.blocked or not judged.knows(r.plan_index) for r in rows)
         rows = [r._replace(status=RUNNING, started_at=now) if r.run_id in fresh_started else r for r in rows]
         shared = any(r.idempotency_key and r.idempotency_key.startswith("schedule:") for r in rows)
         made.append(Window(led.backfill_id, led.cursor, tuple(rows), new_jobs, shared))
-    return Decisions(tuple(snapshot.cancel_asked), tuple(stop), tuple(drop), tuple(made), tuple(start), jobs,
-                     tuple(ends), snapshot.careful)
+    return Decisions(tuple(snapshot.cancel_asked), tuple(stop), tuple(drop), tuple(made), tuple(blocked),
+                     tuple(start), jobs, tuple(ends), snapshot.careful, again)
+
+
+def _blocked(snapshot: Snapshot, verdicts: Mapping[str, Verdicts], halted: set[str]) -> list[tuple[str, str, str]]:
+    """Queued runs of graph backfills that an upstream failure blocks for good (not of a backfill that stops:
+    those are canceled)."""
+    if snapshot.queue is None or not verdicts:
+        return []
+    found = []
+    for q in snapshot.queue.queued:
+        judged = verdicts.get(q.backfill_id or "")
+        if judged is not None and q.backfill_id and q.backfill_id not in halted and q.plan_index in judged.blocked:
+            found.append((q.run_id, judged.blocked[q.plan_index], q.backfill_id))
+    return found
 
 
 def _claim(snapshot: Snapshot, windows: Sequence[tuple[Led, list[NewRun], dict[str, RunJob]]],
-           halted: set[str], limits: QueueLimits, now: float) -> tuple[list[str], set[str], dict[str, RunJob]]:
+           halted: set[str], verdicts: Mapping[str, Verdicts], limits: QueueLimits,
+           now: float) -> tuple[list[str], set[str], dict[str, RunJob]]:
     """Which runs start now, among the queued ones and those this tick creates (behind every queued one, as
     if they had just been inserted): the queued ones to start, the new ones created running, and the jobs
     known for them."""
@@ -167,11 +200,15 @@ def _claim(snapshot: Snapshot, windows: Sequence[tuple[Led, list[NewRun], dict[s
     if queue is None or snapshot.capacity <= 0:
         return [], set(), {}
     with_tags = bool(limits.tag_limits)
-    candidates = [q for q in queue.queued if q.backfill_id not in halted]
+    candidates = [q for q in queue.queued
+                  if q.backfill_id not in halted and _may_start(verdicts, snapshot.previous, q)]
     seq = (queue.queued[-1].seq if queue.queued else 0) + FRESH_SEQ
     fresh: dict[str, RunJob] = {}
     for led, rows, jobs in windows:
+        judged = verdicts.get(led.backfill_id)
         for row in rows:
+            if judged is not None and not judged.may_start(row.plan_index):
+                continue  # its upstream runs are not done (or failed): created queued
             tags = led.memory.tags_of(row.workflow) if with_tags else EMPTY_TAGS
             candidates.append(QueuedRun(row.run_id, row.workflow, row.priority, now, seq, snapshot.owner,
                                         led.backfill_id, led.record.max_concurrency, tags, row.keys))
@@ -193,6 +230,15 @@ def _claim(snapshot: Snapshot, windows: Sequence[tuple[Led, list[NewRun], dict[s
         if job is not None:
             jobs[c.run_id] = job
     return start, fresh_started, jobs
+
+
+def _may_start(verdicts: Mapping[str, Verdicts], previous: Mapping[str, str | None], q: QueuedRun) -> bool:
+    judged = verdicts.get(q.backfill_id or "")
+    if judged is not None:
+        return judged.may_start(q.plan_index)
+    if q.run_id in previous:  # depends_on_past outside a backfill: the key before has succeeded, or never ran
+        return previous[q.run_id] in (None, SUCCESS, MISSING)
+    return True
 
 
 EMPTY_JOBS: Mapping[str, RunJob] = {}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, case, or_, select, update
 
-from ..models import CANCELED, IN_PROGRESS, QUEUED, REQUESTED, RUNNING
+from ..models import CANCELED, IN_PROGRESS, QUEUED, REQUESTED, RUNNING, UPSTREAM_FAILED
 from ..records import ScheduleState
 from ..schedules import SCHEDULE_KEY_PREFIX, schedule_of_key, tick_key
 from .schema import backfills, runs, schedules, workers
@@ -76,7 +76,7 @@ class ScheduleRows:
         for scheduled, status, seq in self.conn.execute(
                 select(runs.c.scheduled_time, runs.c.status, runs.c.seq).where(
                     runs.c.workflow == workflow, runs.c.scheduled_time >= lo, runs.c.scheduled_time <= hi,
-                    runs.c.status != CANCELED)):
+                    runs.c.status.not_in((CANCELED, UPSTREAM_FAILED)))):
             if scheduled not in latest or latest[scheduled][0] < seq:
                 latest[scheduled] = (seq, status)
         return {tick_key(datetime.fromtimestamp(t, timezone.utc)): status for t, (_, status) in latest.items()}

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..estimate import HISTORY_RUNS, RunDuration
 from ..lifecycle import BACKFILL_TRANSITIONS, RUN_TRANSITIONS, sources
-from ..models import CANCELED, FAILED, QUEUED, RUN_STATUSES, RUNNING, SUCCESS
+from ..models import CANCELED, FAILED, QUEUED, RUN_STATUSES, RUNNING, SUCCESS, UPSTREAM_FAILED
 from ..records import (
     EMPTY_TAGS,
     ActiveRun,
@@ -35,6 +35,7 @@ from ..records import (
     RunFilter,
     RunRecord,
     RunRef,
+    Unfinished,
     utc,
 )
 from ..schedules import SCHEDULE_KEY_PREFIX, tick_key
@@ -61,6 +62,9 @@ _ACTIVE = or_(runs.c.status == QUEUED, runs.c.status == RUNNING)
 #: the guards of run moves, from the lifecycle's table: who may finish, who may be queued again
 _FINISHABLE = sources(RUN_TRANSITIONS, SUCCESS, FAILED, CANCELED)
 _REQUEUABLE = sources(RUN_TRANSITIONS, QUEUED)
+#: runs that never ran to an end of their own (canceled, or blocked by an upstream failure): a key's status is
+#: its latest run's among the others (``missing`` when none)
+_COUNTS_FOR_KEY = runs.c.status.not_in((CANCELED, UPSTREAM_FAILED))
 _NOT_SUCCESS = [status for status in RUN_STATUSES if status != SUCCESS]
 
 
@@ -284,7 +288,15 @@ class Session(ScheduleRows):
         that may start at ``now`` (``not_before``)."""
         rows = self._st.queued.execute(self.cursor, (now, scan)).fetchall()
         return [QueuedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tags_of(r[8]) if with_tags else EMPTY_TAGS,
-                          keys_of(r[9], r[10])) for r in rows]
+                          keys_of(r[9], r[10]), r[11]) for r in rows]
+
+    def unfinished_in_plan(self, backfill_id: str, first: int, last: int) -> list[Unfinished]:
+        """The runs of a backfill at plan indices ``first..last`` that have not succeeded: one range of the
+        (backfill, status, plan index) index per status — a graph backfill's readiness, whatever its size."""
+        query = (select(runs.c.plan_index, runs.c.workflow, runs.c.status, runs.c.partition_key)
+                 .where(runs.c.backfill_id == backfill_id, runs.c.status.in_(_NOT_SUCCESS),
+                        runs.c.plan_index >= first, runs.c.plan_index <= last))
+        return [Unfinished(*row) for row in self.conn.execute(query)]
 
     def running_runs(self, with_tags: bool) -> list[ActiveRun]:
         rows = self._st.running.execute(self.cursor).fetchall()
@@ -334,7 +346,7 @@ class Session(ScheduleRows):
                     .where(runs.c.run_id.in_(chunk)).with_for_update()):
                 outcome = by_id[run_id]
                 if status in _FINISHABLE and outcome.attempt in (None, attempt):
-                    info[run_id] = InFlight(attempt, backfill_id, n)
+                    info[run_id] = InFlight(attempt, backfill_id, max(1, n))  # a run without keys: one node
         applied = [by_id[r] for r in info]
         self._st.finish_active.executemany(self.cursor, [
             (o.status, o.error, o.ended_at if o.ended_at is not None else now, o.started_at, o.run_id)
@@ -355,7 +367,7 @@ class Session(ScheduleRows):
                 if o.status == SUCCESS:
                     c[0] += run.num_partitions - len(o.failed_partitions)
                     c[1] += len(o.failed_partitions)
-                elif o.status == FAILED:
+                elif o.status in (FAILED, UPSTREAM_FAILED):  # a key blocked by its upstream counts as failed
                     c[1] += run.num_partitions
                 else:
                     c[2] += run.num_partitions
@@ -432,11 +444,11 @@ class Session(ScheduleRows):
 
         if keys is None:  # every key: the database keeps only each key's latest run
             one_q = (select(func.max(runs.c.seq).label("seq"))
-                     .where(runs.c.workflow == workflow, runs.c.status != CANCELED, runs.c.partition_key.is_not(None))
+                     .where(runs.c.workflow == workflow, _COUNTS_FOR_KEY, runs.c.partition_key.is_not(None))
                      .group_by(runs.c.partition_key).subquery())
             many_q = (select(run_partitions.c.partition_key, func.max(runs.c.seq).label("seq"))
                       .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
-                      .where(run_partitions.c.workflow == workflow, runs.c.status != CANCELED)
+                      .where(run_partitions.c.workflow == workflow, _COUNTS_FOR_KEY)
                       .group_by(run_partitions.c.partition_key).subquery())
             for key, status, seq in self.conn.execute(
                     select(runs.c.partition_key, runs.c.status, runs.c.seq).join(one_q, runs.c.seq == one_q.c.seq)):
@@ -466,26 +478,27 @@ class Session(ScheduleRows):
         for one_where, many_where in conditions:
             for key, status, seq in self.conn.execute(
                     select(runs.c.partition_key, runs.c.status, runs.c.seq)
-                    .where(runs.c.workflow == workflow, *one_where, runs.c.status != CANCELED)):
+                    .where(runs.c.workflow == workflow, *one_where, _COUNTS_FOR_KEY)):
                 if key in wanted:
                     consider(key, status, seq)
             for key, status, seq, error in self.conn.execute(
                     select(run_partitions.c.partition_key, runs.c.status, runs.c.seq, run_partitions.c.error)
                     .select_from(run_partitions.join(runs, runs.c.run_id == run_partitions.c.run_id))
-                    .where(run_partitions.c.workflow == workflow, *many_where, runs.c.status != CANCELED)):
+                    .where(run_partitions.c.workflow == workflow, *many_where, _COUNTS_FOR_KEY)):
                 if key in wanted:
                     consider(key, status, seq, error)
         return {key: status for key, (_, status) in latest.items()}
 
     def succeeded_keys_of_backfill(self, backfill_id: str) -> set[tuple[str, str]]:
-        """(workflow, key) of every key a run of the backfill completed (schedule ticks as their key)."""
+        """(workflow, key) of every key a run of the backfill completed (schedule ticks as their key; a run
+        without keys or tick as ``""``, the node an unpartitioned workflow is in a graph)."""
         done: set[tuple[str, str]] = set()
         for workflow, key, keys_json, scheduled in self.conn.execute(
                 select(runs.c.workflow, runs.c.partition_key, runs.c.partition_keys, runs.c.scheduled_time)
                 .where(runs.c.backfill_id == backfill_id, runs.c.status == SUCCESS)):
             keys = keys_of(key, keys_json)
-            if not keys and scheduled is not None:
-                keys = (tick_key(utc(scheduled)),)  # type: ignore[arg-type]
+            if not keys:  # a tick's run: its tick; an unpartitioned workflow's run in a graph: "" (its node)
+                keys = (tick_key(utc(scheduled)),) if scheduled is not None else ("",)  # type: ignore[arg-type]
             done.update((workflow, k) for k in keys)
         for workflow, key in self.conn.execute(
                 select(run_partitions.c.workflow, run_partitions.c.partition_key)
@@ -572,6 +585,17 @@ class Session(ScheduleRows):
         found = (select(backfills.c.backfill_id).where(*_backfill_conditions(statuses, workflow, tags))
                  .limit(cap).subquery())
         return int(self.conn.execute(select(func.count()).select_from(found)).scalar_one())
+
+    def workflow_counts(self, backfill_id: str) -> dict[str, dict[str, int]]:
+        """Per workflow of a backfill: how many partitions its runs cover, by status (one grouped read of the
+        backfill's runs: asked for backfills of several workflows)."""
+        found: dict[str, dict[str, int]] = defaultdict(dict)
+        for workflow, status, n in self.conn.execute(
+                select(runs.c.workflow, runs.c.status,  # a run without keys is one node: one partition
+                       func.sum(case((runs.c.num_partitions == 0, 1), else_=runs.c.num_partitions)))
+                .where(runs.c.backfill_id == backfill_id).group_by(runs.c.workflow, runs.c.status)):
+            found[workflow][status] = int(n or 0)
+        return dict(found)
 
     def run_counts(self, backfill_ids: Sequence[str]) -> dict[str, RunCounts]:
         """Queued and running runs of each backfill."""
@@ -730,9 +754,9 @@ class Session(ScheduleRows):
 
         kept_key = select(own_keys.c.run_id).where(own_keys.c.run_id == runs.c.run_id,
                                                    ~superseded(own_keys.c.workflow, own_keys.c.partition_key))
-        return and_(runs.c.status.in_((SUCCESS, FAILED, CANCELED)),
+        return and_(runs.c.status.in_((SUCCESS, FAILED, CANCELED, UPSTREAM_FAILED)),
                     func.coalesce(runs.c.ended_at, runs.c.created_at) < before,
-                    or_(runs.c.status == CANCELED,
+                    or_(runs.c.status.in_((CANCELED, UPSTREAM_FAILED)),
                         and_(or_(runs.c.partition_key.is_(None), superseded(runs.c.workflow, runs.c.partition_key)),
                              ~kept_key.exists())))
 

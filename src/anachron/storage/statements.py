@@ -232,7 +232,7 @@ class Statements:
         self.queued = p(
             select(runs.c.run_id, runs.c.workflow, runs.c.priority, runs.c.created_at, runs.c.seq, runs.c.owner,
                    runs.c.backfill_id, backfills.c.max_concurrency, runs.c.tags, runs.c.partition_key,
-                   runs.c.partition_keys)
+                   runs.c.partition_keys, runs.c.plan_index)
             .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
             .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS),
                    or_(runs.c.not_before.is_(None), runs.c.not_before <= b("now")))

@@ -78,7 +78,7 @@ def backfill_context(repo: CodeRepository, backfill_id: str, sample: view.Sample
     bid = path_part(backfill_id)
     key_href = None
     if len(st.workflows) == 1:
-        name = st.workflows[0]
+        name = next(iter(st.workflows))
 
         def key_href(key: str) -> str:
             return "/partitions" + query(workflow=name, key=key)
