@@ -1,23 +1,17 @@
-"""anachron — a backfill-first workflow orchestrator. Public names, flat."""
+"""anachron — a backfill-first workflow orchestrator. Public names, flat.
+
+What defines workflows (decorators, partitions, schedules, statuses, errors) is imported with the package; what
+runs them (the repository, executors, the dev context, graphs and mappings) loads on first use (PEP 562), so a
+module that only defines workflows, a worker process and the command line start fast."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .clock import LogicalTimeError, now, time
 from .context import RunCanceled, RunContext, context
 from .definitions import Task, Workflow, task, workflow
-from .dev import DevContext, RunFailed, create_context
-from .engine.executors.dask import DaskExecutor
-from .engine.executors.inprocess import InProcessExecutor
-from .engine.executors.local import LocalExecutor
-from .estimate import Estimate
-from .graph import Dep, Graph, GraphEdge, GraphNode
-from .mappings import (
-    AllPartitionsMapping,
-    DimensionMapping,
-    IdentityMapping,
-    LastPartitionMapping,
-    PartitionMapping,
-    StaticMapping,
-    TimeWindowMapping,
-)
 from .models import (
     BackfillResult,
     BackfillState,
@@ -31,23 +25,67 @@ from .models import (
     TagConcurrencyLimit,
 )
 from .partitions import (
-                         DailyPartitions,
-                         DynamicPartitions,
-                         HourlyPartitions,
-                         MonthlyPartitions,
-                         MultiPartitionKey,
-                         MultiPartitions,
-                         PartitionKeyRange,
-                         StaticPartitions,
-                         TimeWindow,
-                         TimeWindowPartitions,
-                         WeeklyPartitions,
+    DailyPartitions,
+    DynamicPartitions,
+    HourlyPartitions,
+    MonthlyPartitions,
+    MultiPartitionKey,
+    MultiPartitions,
+    PartitionKeyRange,
+    StaticPartitions,
+    TimeWindow,
+    TimeWindowPartitions,
+    WeeklyPartitions,
 )
-from .repository import CodeRepository
-from .runtime import TaskTimeout
 from .schedules import Schedule
 from .storage.errors import StorageError, StorageRejected, StorageUnavailable
 from .strategies import BackfillStrategy
+
+#: public name → the module (under ``anachron``) that defines it, loaded when the name is first used
+_LAZY = {
+    "CodeRepository": "repository",
+    "DaskExecutor": "engine.executors.dask", "InProcessExecutor": "engine.executors.inprocess",
+    "LocalExecutor": "engine.executors.local",
+    "DevContext": "dev", "RunFailed": "dev", "create_context": "dev",
+    "Estimate": "estimate", "TaskTimeout": "runtime",
+    "Dep": "graph", "Graph": "graph", "GraphEdge": "graph", "GraphNode": "graph",
+    "AllPartitionsMapping": "mappings", "DimensionMapping": "mappings", "IdentityMapping": "mappings",
+    "LastPartitionMapping": "mappings", "PartitionMapping": "mappings", "StaticMapping": "mappings",
+    "TimeWindowMapping": "mappings",
+}
+
+if TYPE_CHECKING:
+    from .dev import DevContext, RunFailed, create_context
+    from .engine.executors.dask import DaskExecutor
+    from .engine.executors.inprocess import InProcessExecutor
+    from .engine.executors.local import LocalExecutor
+    from .estimate import Estimate
+    from .graph import Dep, Graph, GraphEdge, GraphNode
+    from .mappings import (
+        AllPartitionsMapping,
+        DimensionMapping,
+        IdentityMapping,
+        LastPartitionMapping,
+        PartitionMapping,
+        StaticMapping,
+        TimeWindowMapping,
+    )
+    from .repository import CodeRepository
+    from .runtime import TaskTimeout
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'anachron' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once: later uses are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

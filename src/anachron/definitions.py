@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from .graph import Dep, WorkflowGraph, normalize_deps
 from .models import PRIORITY_TAG
 from .partitions import PartitionsDefinition
-from .runtime import call_task
 from .schedules import Schedule
 from .strategies import BackfillStrategy
+
+if TYPE_CHECKING:
+    from .graph import Dep
 
 
 def normalize_tags(tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
@@ -70,6 +71,8 @@ class Task:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .runtime import call_task  # loaded once a task runs (import anachron stays light)
+
         return call_task(self, args, kwargs)
 
     def __repr__(self) -> str:
@@ -121,7 +124,11 @@ class Workflow:
             raise ValueError(f"workflow.depends_on_past: must be True or False, got {depends_on_past!r}")
         self.fn = fn
         self.name = name or fn.__name__
-        self.deps: tuple[Dep, ...] = normalize_deps(deps, self.name)
+        self.deps: tuple[Dep, ...] = ()
+        if deps is not None:
+            from .graph import normalize_deps
+
+            self.deps = normalize_deps(deps, self.name)
         self.depends_on_past = depends_on_past
         self.partitions = partitions
         self.schedules: list[Schedule] = schedules
@@ -218,6 +225,8 @@ class WorkflowRegistry(Mapping[str, Workflow]):
             if wf.name in self._by_name:
                 raise ValueError(f"workflows: two workflows are named {wf.name!r}")
             self._by_name[wf.name] = wf
+        from .graph import WorkflowGraph
+
         #: the dependencies between these workflows, checked (``ValueError`` naming both workflows otherwise)
         self.graph = WorkflowGraph(self._by_name)
 
