@@ -270,7 +270,7 @@ class WorkflowPlan:
         elif strategy.kind == SINGLE_RUN and not is_ticks:
             self.num_runs = 1
         elif strategy.kind == BATCHED and not is_ticks:
-            self.num_runs = -(-n // (strategy.max_partitions_per_run or 1))
+            self.num_runs = -(-n // (strategy.batch_size or 1))
         elif strategy.kind == PER_DIMENSION and not is_ticks:
             self._groups = _per_dimension_groups(workflow, self.keys, strategy)
             self.num_runs = len(self._groups)
@@ -297,7 +297,7 @@ class WorkflowPlan:
             return (self.keys[j],)
         if kind == SINGLE_RUN:
             return tuple(self.keys)
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         return tuple(self.keys[j * size:(j + 1) * size])
 
@@ -314,7 +314,7 @@ class WorkflowPlan:
         n = len(self.keys)
         if kind == SINGLE_RUN:
             return (self.keys[0], self.keys[n - 1]) if n else None
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         first, last = j * size, min(n, (j + 1) * size) - 1
         return (self.keys[first], self.keys[last]) if first <= last else None
@@ -329,7 +329,7 @@ class WorkflowPlan:
             return [(k,) for k in self.keys[j0:j1]]
         if kind == SINGLE_RUN:
             return [tuple(self.keys)] if j0 < j1 else []
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         keys = self.keys[j0 * size:j1 * size]
         return [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]

@@ -104,7 +104,7 @@ def execute(job: RunJob, workflow: Any, cancel_event: CancelToken | None = None,
     )
     status, error, result, exception = SUCCESS, None, None, None
     ctx_token = bind_context(ctx)
-    clock_token = clock.bind_clock(clock.RunClock(job.logical_time, _time.monotonic()))
+    clock_token = clock.bind_clock(clock.RunClock(job.logical_time))
     output_token = bind_output(runlog) if capture_streams else None
     try:
         ctx.raise_if_canceled()  # canceled while it waited for a worker
