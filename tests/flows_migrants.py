@@ -37,3 +37,27 @@ def clock_reader(out: str, pause: float = 0.05):
     time.sleep(pause)
     _write(out, first=first, second=ac.time(), now=ac.now().isoformat(), wall=time.time())
     return first
+
+
+@ac.workflow(partitions=ac.DailyPartitions("2025-12-01"), schedule=ac.Schedule("0 6 * * *"))
+def daily_summary(out: str = ""):
+    """A partitioned, scheduled workflow: its live tick runs the day that ended by the tick."""
+    ctx = ac.context()
+    if out:
+        _write(out, window=[t.isoformat() for t in ctx.partition_window], scheduled=ctx.scheduled_time.isoformat())
+    return ctx.partition_key
+
+
+@ac.workflow(schedule=[ac.Schedule("0 0 * * *", id="nightly"), ac.Schedule("0 12 * * *", id="noon")])
+def nightly_export(out: str = ""):
+    """Scheduled, not partitioned (Kestra's flow with schedule triggers)."""
+    if out:
+        _write(out)
+
+
+@ac.workflow
+def export_snapshot(out: str = "", region: str = "us"):
+    """Neither partitioned nor scheduled: Uniflow's job, replayed over a range at a cron's ticks."""
+    if out:
+        _write(out, region=region, now=ac.now().isoformat())
+    return ac.time()

@@ -114,7 +114,7 @@ def test_create_waits_to_the_end_and_answers_as_the_local_command_does(cli):
     assert "✔ backfill" in text.stdout and "completed: 3 partitions succeeded" in text.stdout
     assert "partitions in 3 runs" in text.stderr and "ETA" in text.stderr  # the progress lines while it waited
     remote_status = ok_json(status)
-    assert set(remote_status) == STATUS_FIELDS and remote_status["tags"] == {"team": "remote"}
+    assert set(remote_status) == STATUS_FIELDS and remote_status["tags"] == [["team", "remote"]]
     assert remote_status == ok_json(local_status)
     remote_runs = ok_json(runs)
     assert len(remote_runs) == 5 and set(remote_runs[0]) == RUN_FIELDS
@@ -226,7 +226,7 @@ def test_schedules_list_pause_and_backfill_through_the_trigger_api(cli, served):
         runs = repo.list_runs(backfill_id=replayed["backfill_id"])
     finally:
         repo.close()
-    assert status.tags == {"anachron/trigger": "morning"}  # the Kestra trigger's backfill
+    assert status.tags == [("anachron/trigger", "morning")]  # the Kestra trigger's backfill
     assert sorted(r.logical_time for r in runs) == [datetime(2026, 1, d, 5, tzinfo=UTC) for d in (10, 11, 12)]
     with served[0].client(TOKEN) as api:  # the pause reached the server
         assert [s["paused"] for s in api.get("/api/v1/schedules").json()] == [False, True]

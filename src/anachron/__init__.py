@@ -11,6 +11,7 @@ from .estimate import Estimate
 from .models import (
     BackfillResult,
     BackfillStatus,
+    ConflictError,
     NotFoundError,
     Run,
     RunQueueConfig,
@@ -38,8 +39,8 @@ from .strategies import BackfillStrategy
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DaskExecutor",
-    "DevContext",
+    "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "ConflictError", "DailyPartitions",
+    "DaskExecutor", "DevContext",
     "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
     "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
     "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "ScheduleStatus", "StaticPartitions",

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .estimate import Estimate
+
+if TYPE_CHECKING:
+    from .requests import BackfillRequest
 
 # Run statuses
 QUEUED, RUNNING, SUCCESS, FAILED, CANCELED = "queued", "running", "success", "failed", "canceled"
@@ -32,6 +35,10 @@ RERUN_OF_TAG = "anachron/rerun_of"
 SCHEDULE_TAG = "anachron/schedule"  # on a tick's run: the schedule id
 TRIGGER_TAG = "anachron/trigger"  # on a schedule backfill: the schedule (trigger) id it replays
 OVERLAP_TAG = "anachron/overlap"  # on a tick's run of a schedule with overlap="buffer": "<workflow>/<schedule id>"
+
+
+class ConflictError(ValueError):
+    """A request that conflicts with the current state (a trigger's second active backfill): a 409 over HTTP."""
 
 
 class NotFoundError(LookupError):
@@ -77,13 +84,19 @@ class BackfillStatus:
     canceled_partitions: int
     run_ids: list[str]
     error: str | None
-    tags: dict[str, str]
+    #: ``(key, value)`` pairs, as the seed has them (the backfill's own tags and the ``anachron/...`` ones)
+    tags: list[tuple[str, str]]
     workflows: list[str] = field(default_factory=list)
     total_runs: int = 0
     queued_runs: int = 0
     running_runs: int = 0
     created_at: datetime | None = None
     ended_at: datetime | None = None
+    #: what was asked: the validated request (``anachron.requests.BackfillRequest``) with the effective end of a
+    #: time range (a future end of schedule ticks is clipped to the time of the request) and every tag
+    request: BackfillRequest | None = None
+    #: who asked: the API token's name over HTTP, the OS user for local calls
+    created_by: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -107,6 +120,8 @@ class BackfillResult:
     plan: Sequence[Sequence[str]]
     #: how long it would take (a dry run's; ``None`` otherwise): see ``anachron.estimate``
     estimate: Estimate | None = None
+    #: what was asked, as ``BackfillStatus.request`` (for a dry run too: its effective range)
+    request: BackfillRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -168,3 +183,4 @@ class RunQueueConfig:
                 raise ValueError(f"RunQueueConfig.pools[{name!r}]: size must be an integer >= 1, got {size!r}")
         if not self.priority_aging_seconds or self.priority_aging_seconds <= 0:
             raise ValueError("RunQueueConfig.priority_aging_seconds: must be > 0")
+

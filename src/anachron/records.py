@@ -246,13 +246,16 @@ class BackfillRecord:
     updated_at: float
     ended_at: float | None
 
-    def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0) -> BackfillStatus:
+    def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0,
+                  request: Any = None) -> BackfillStatus:
+        """The public status; ``request``: what was asked, decoded by the caller (``requests.asked_request``)."""
         return BackfillStatus(
             backfill_id=self.backfill_id, status=self.status, total_partitions=self.total_partitions,
             completed_partitions=self.completed, failed_partitions=self.failed,
-            canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error, tags=dict(self.tags),
-            workflows=list(self.workflows), total_runs=self.total_runs, queued_runs=queued, running_runs=running,
-            created_at=utc(self.created_at), ended_at=utc(self.ended_at),
+            canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error,
+            tags=list(self.tags.items()), workflows=list(self.workflows), total_runs=self.total_runs,
+            queued_runs=queued, running_runs=running, created_at=utc(self.created_at), ended_at=utc(self.ended_at),
+            request=request, created_by=self.request.get("created_by"),
         )
 
 

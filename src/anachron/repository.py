@@ -210,39 +210,48 @@ class CodeRepository:
                  max_concurrency: int = 4, tags: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
                  config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
                  reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
-                 block: bool = True, dry_run: bool = False, coordinate: bool = True) -> BackfillResult:
+                 block: bool = True, dry_run: bool = False, coordinate: bool = True, cron: str | None = None,
+                 timezone: str | None = None) -> BackfillResult:
         """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2.
 
+        ``cron`` (with ``timezone``, default UTC): for a workflow without partitions, one run per tick of the
+        cron in ``[start, end]``, each at its tick's logical time (an ``end`` after now ends at now).
         ``coordinate=False`` (with ``block=False``) only stores the backfill, ``requested``: the daemon or
         the next process that waits on it leads it."""
         from .requests import BackfillRequest
 
         request = BackfillRequest.from_python(
             workflow, selection, partition_keys, partition_range, start, end, strategy, failure_policy,
-            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run)
+            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run, cron=cron,
+            timezone=timezone)
         return self._backfills.create(request, block=block, coordinate=coordinate)
 
-    def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True) -> BackfillResult:
-        """Submit a validated ``BackfillRequest`` (what the CLI and the HTTP API build)."""
-        return self._backfills.create(request, block=block, coordinate=coordinate)
+    def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True,
+                        created_by: str | None = None) -> BackfillResult:
+        """Submit a validated ``BackfillRequest`` (what the CLI and the HTTP API build). ``created_by``: who asks
+        (the server passes its API token's name); by default the OS user of this process."""
+        return self._backfills.create(request, block=block, coordinate=coordinate, created_by=created_by)
 
     def backfill_schedule(self, workflow: str | Workflow, trigger_id: str = "schedule", start: Any = None,
                           end: Any = None, inputs: Mapping[str, Any] | None = None, labels: Any = None,
                           block: bool = True, dry_run: bool = False, coordinate: bool = True,
-                          **options: Any) -> BackfillResult:
-        """Replay the cron ticks of one schedule in ``[start, end]`` (Kestra-style): a backfill like any other."""
+                          created_by: str | None = None, **options: Any) -> BackfillResult:
+        """Replay the cron ticks of one schedule in ``[start, end]`` (Kestra-style): a backfill like any other.
+        Only past ticks: an ``end`` after now (or none) ends at now. A trigger has one active backfill at a
+        time: a second is refused (``ConflictError``, naming the active one)."""
         from .requests import BackfillRequest
 
         wf = self.workflow(workflow)
         wf.get_schedule(trigger_id)
         request = BackfillRequest.for_schedule(wf, trigger_id, start=start, end=end, inputs=inputs, labels=labels,
                                                dry_run=dry_run, **options)
-        return self._backfills.create(request, block=block, coordinate=coordinate)
+        return self._backfills.create(request, block=block, coordinate=coordinate, created_by=created_by)
 
     def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
-                       coordinate: bool = True) -> BackfillResult:
+                       coordinate: bool = True, created_by: str | None = None) -> BackfillResult:
         """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
-        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate)
+        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate,
+                                     created_by=created_by)
 
     def pause_backfill(self, backfill_id: str) -> BackfillStatus:
         """Stop starting new runs of the backfill; runs in flight finish."""

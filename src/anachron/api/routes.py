@@ -16,6 +16,7 @@ from ..models import BACKFILL_STATUSES, RUN_STATUSES, BackfillStatus, Run, Sched
 from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
 from . import schemas
+from .auth import caller
 from .errors import ApiError, storable_body
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many (newest first)")]
@@ -128,13 +129,14 @@ def create_backfill(body: BackfillRequest, request: Request, response: Response)
     """Create a backfill (the body mirrors ``repo.backfill``), or with ``"dry_run": true`` see exactly what
     would run. The answer lists at most 1,000 keys, run groups and run ids."""
     repo = repo_of(request)
-    result = repo.create_backfill(body, block=False, coordinate=True)
+    result = repo.create_backfill(body, block=False, coordinate=True, created_by=caller(request))
     if result.is_dry_run:
         response.status_code = 200
     return schemas.backfill_created(result)
 
 
-@router.get("/backfills", response_model=list[BackfillStatus], tags=["backfills"])
+@router.get("/backfills", response_model=list[schemas.BackfillStatusOut],  # type: ignore[valid-type]
+            tags=["backfills"])
 def list_backfills(request: Request, status: StatusFilter = None, workflow: str | None = None,
                    limit: Limit = 100, offset: Offset = 0) -> list[BackfillStatus]:
     """Backfills, newest first (``run_ids`` left empty: ask one backfill for its own)."""
@@ -142,7 +144,7 @@ def list_backfills(request: Request, status: StatusFilter = None, workflow: str 
                                            offset=offset)
 
 
-@router.get("/backfills/{backfill_id}", response_model=BackfillStatus, tags=["backfills"])
+@router.get("/backfills/{backfill_id}", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def get_backfill(backfill_id: str, request: Request,
                  include_run_ids: Annotated[bool, Query(description="List every run id (slow for big ones)")]
                  = False) -> BackfillStatus:
@@ -157,17 +159,17 @@ def backfill_grid(backfill_id: str, request: Request, max_cells: MaxCells = 2000
     return schemas.BackfillGridOut.of(repo_of(request).backfill_grid(backfill_id, max_cells))
 
 
-@router.post("/backfills/{backfill_id}/pause", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/pause", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def pause_backfill(backfill_id: str, request: Request) -> BackfillStatus:
     return _conflict(lambda: repo_of(request).pause_backfill(backfill_id))
 
 
-@router.post("/backfills/{backfill_id}/resume", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/resume", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def resume_backfill(backfill_id: str, request: Request) -> BackfillStatus:
     return _conflict(lambda: repo_of(request).resume_backfill(backfill_id))
 
 
-@router.post("/backfills/{backfill_id}/cancel", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/cancel", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def cancel_backfill(backfill_id: str, request: Request) -> BackfillStatus:
     """Cancel: queued runs at once, running ones stopped by the process running them. Cancelling a
     finished backfill changes nothing; the answer is its status either way."""
@@ -181,7 +183,7 @@ def cancel_backfill(backfill_id: str, request: Request) -> BackfillStatus:
 def rerun_backfill(backfill_id: str, request: Request, response: Response,
                    dry_run: Annotated[bool, Query()] = False) -> Any:
     """A new backfill of the failed and canceled partitions only."""
-    result = repo_of(request).rerun_backfill(backfill_id, block=False, dry_run=dry_run)
+    result = repo_of(request).rerun_backfill(backfill_id, block=False, dry_run=dry_run, created_by=caller(request))
     if result.is_dry_run:
         response.status_code = 200
     return schemas.backfill_created(result)

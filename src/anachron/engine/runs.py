@@ -50,9 +50,8 @@ class RunService:
         now = self.engine.now()
         keys: tuple[str, ...] = ()
         window = None
-        if partition_key is not None:
-            if workflow.partitions is None:
-                raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
+        workflow.check_partition_key(partition_key)
+        if partition_key is not None and workflow.partitions is not None:
             dynamic = storage.run(lambda s: s.dynamic_keys(), write=False)
             workflow.partitions.validate_key(partition_key, now, dynamic)
             keys = (partition_key,)

@@ -27,7 +27,7 @@ from ..records import NewRun, ScheduleState
 from ..schedules import Schedule, overlap_allows, plan_ticks, run_key
 from ..storage.codec import dumps
 from .context import EngineContext
-from .jobs import new_run_id, partition_window
+from .jobs import new_run_id, tick_partition
 
 if TYPE_CHECKING:
     from ..storage.session import Session
@@ -76,6 +76,10 @@ class _Entry:
         except ValueError as exc:
             raise ValueError(f"schedule {schedule.id!r} of workflow {workflow.name!r} cannot run: its runs get "
                              f"the workflow's default parameters, and {exc}") from None
+        if workflow.partitions is not None and not isinstance(workflow.partitions, TimeWindowPartitions):
+            raise ValueError(f"schedule {schedule.id!r} of workflow {workflow.name!r} cannot run: a tick runs the time "
+                             f"partition that ended by it, and the workflow is partitioned by "
+                             f"{workflow.partitions!r} (not time windows); backfill its partitions instead")
         self.params = encode_params({})
         tags = {**workflow.tags, SCHEDULE_TAG: schedule.id}
         if schedule.overlap == "buffer":
@@ -148,7 +152,12 @@ class ScheduleEvaluator:
                                                   "the previous run is still active (overlap=skip)"))
                     continue
             for tick in plan.fire:
-                rows.append(self._row(entry, tick, ts))
+                row = self._row(entry, tick, ts)
+                if row is None:
+                    result.skipped.append(Skipped(*entry.key, tick, tick, "no partition of the workflow had ended "
+                                                                          "by the tick"))
+                    continue
+                rows.append(row)
                 planned.append((entry, tick))
         inserted = s.insert_runs_once(rows)
         s.advance_schedules(cursors, ts)
@@ -156,16 +165,11 @@ class ScheduleEvaluator:
             result.fired.append(Fired(*entry.key, tick, row.run_id if row.run_id in inserted else None))
         return result, due
 
-    def _row(self, entry: _Entry, tick: datetime, now: float) -> NewRun:
-        keys: tuple[str, ...] = ()
-        window = None
-        if entry.time_partitions:
-            pdef = entry.workflow.partitions
-            assert pdef is not None
-            ended = pdef.get_partition_keys(current_time=tick)
-            if len(ended):
-                keys = (ended[len(ended) - 1],)
-                window = partition_window(entry.workflow, keys)
+    def _row(self, entry: _Entry, tick: datetime, now: float) -> NewRun | None:
+        """The run of a tick; ``None`` for a partitioned workflow by whose tick no partition has ended yet."""
+        keys, window = tick_partition(entry.workflow, tick) if entry.time_partitions else ((), None)
+        if entry.time_partitions and not keys:
+            return None
         return NewRun(new_run_id(), entry.workflow.name, QUEUED, keys, entry.params, entry.tags, entry.priority,
                       None, run_key(entry.schedule.id, tick), 1, tick.timestamp(),
                       window[0].timestamp() if window else None, window[1].timestamp() if window else None,

@@ -47,6 +47,13 @@ class ScheduleRows:
             schedules.c.workflow == workflow, schedules.c.schedule_id == schedule_id,
             schedules.c.paused.is_not(paused)).values(paused=paused, updated_at=now)).rowcount)
 
+    def lock_schedule(self, workflow: str, schedule_id: str, now: float) -> None:
+        """Hold the schedule's row lock until the transaction ends (its row created first if need be, as a
+        pause would): what is decided about the schedule's backfills is decided by one process at a time."""
+        self.init_schedules([(workflow, schedule_id)], None, now)
+        self.conn.execute(select(schedules.c.workflow).where(
+            schedules.c.workflow == workflow, schedules.c.schedule_id == schedule_id).with_for_update())
+
     def advance_schedules(self, cursors: Sequence[tuple[str, str, float]], now: float) -> None:
         """Move each ``(workflow, schedule id)`` cursor forward to the given tick (never back)."""
         self._st.advance_schedule.executemany(self.cursor, [(c, now, w, s, c) for w, s, c in cursors])

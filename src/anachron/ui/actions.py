@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from ..api.auth import COOKIE, token_matches
+from ..api.auth import COOKIE, caller, token_matches
 from ..estimate import Estimate, describe
-from ..models import BackfillResult
+from ..models import BackfillResult, ConflictError
 from ..repository import CodeRepository
 from .forms import BackfillForm, FormTooLarge, parse_form
 from .pages import backfill_response, not_found, repo_of, safe_next, utcnow, workflow_context, workflow_page
@@ -79,7 +79,7 @@ def backfill_action(request: Request, backfill_id: str, action: str) -> Response
         elif action == "cancel":
             repo.cancel_backfill(backfill_id)
         else:
-            result = repo.rerun_backfill(backfill_id, block=False)
+            result = repo.rerun_backfill(backfill_id, block=False, created_by=caller(request))
             if result.backfill_id is not None:
                 return redirect(request, f"/backfills/{path_part(result.backfill_id)}")
         flash = ("ok", MESSAGES.get(action, "Done."))
@@ -140,13 +140,15 @@ async def launch(request: Request) -> Response:
     return await run_in_threadpool(_submit, request, form, False)
 
 
-def submit(repo: CodeRepository, form: BackfillForm, *, dry_run: bool) -> BackfillResult:
+def submit(repo: CodeRepository, form: BackfillForm, *, dry_run: bool, created_by: str | None = None
+           ) -> BackfillResult:
     """The form's backfill (a schedule's ticks when it names a schedule), stored for the server to lead, or
     only planned (``dry_run``)."""
     if form.schedule is not None:
         name = form.get("workflow")
-        return repo.backfill_schedule(name, form.schedule, block=False, dry_run=dry_run, **form.schedule_options())
-    return repo.create_backfill(form.request(dry_run=dry_run), block=False)
+        return repo.backfill_schedule(name, form.schedule, block=False, dry_run=dry_run, created_by=created_by,
+                                      **form.schedule_options())
+    return repo.create_backfill(form.request(dry_run=dry_run), block=False, created_by=created_by)
 
 
 def _submit(request: Request, form: BackfillForm, dry_run: bool) -> Response:
@@ -155,10 +157,10 @@ def _submit(request: Request, form: BackfillForm, dry_run: bool) -> Response:
     if name not in repo.workflow_registry:
         return not_found(request, f"workflow {name!r} not found")
     try:
-        result = submit(repo, form, dry_run=dry_run)
+        result = submit(repo, form, dry_run=dry_run, created_by=caller(request))
     except (ValueError, LookupError) as exc:  # the engine's message names the field
         context: dict[str, Any] = dict(error=str(exc), form=form)
-        status = 422
+        status = 409 if isinstance(exc, ConflictError) else 422
     else:
         if not dry_run:
             assert result.backfill_id is not None
