@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import anachron as ac
@@ -61,3 +62,58 @@ def export_snapshot(out: str = "", region: str = "us"):
     if out:
         _write(out, region=region, now=ac.now().isoformat())
     return ac.time()
+
+
+@ac.workflow
+def marked(out: str, seconds: float = 0.0, hold: str = ""):
+    """Writes ``started`` then, ``seconds`` later (and once the file ``hold`` exists, if given), ``done``
+    markers: a run killed in between leaves only the first."""
+    ctx = ac.context()
+    Path(out, f"started-{ctx.run_id}-{ctx.attempt}").write_text(ac.now().isoformat())
+    time.sleep(seconds)
+    deadline = time.monotonic() + 120
+    while hold and not Path(hold).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Path(out, f"done-{ctx.run_id}-{ctx.attempt}").write_text(ac.now().isoformat())
+    return ctx.attempt
+
+
+def markers(out: str, kind: str) -> list[str]:
+    return sorted(p.name for p in Path(out).glob(f"{kind}-*"))
+
+
+@ac.task(tags={"db": "warehouse"})
+def warehouse_write(out: str, seconds: float) -> None:
+    """A task call tagged db=warehouse: records when it held the warehouse (start and end, wall clock)."""
+    start = time.time()
+    time.sleep(seconds)
+    Path(out, f"call-{uuid.uuid4().hex}").write_text(json.dumps([start, time.time()]))
+
+
+@ac.task
+def untagged_write(out: str, seconds: float) -> None:
+    start = time.time()
+    time.sleep(seconds)
+    Path(out, f"free-{uuid.uuid4().hex}").write_text(json.dumps([start, time.time()]))
+
+
+@ac.workflow(partitions=DAILY_2024)
+def loads_warehouse(out: str, seconds: float = 0.3, tagged: bool = True):
+    (warehouse_write if tagged else untagged_write)(out, seconds)
+
+
+def peak(out: str, prefix: str) -> int:
+    """The most calls that overlapped in time, from their ``[start, end]`` markers."""
+    spans = [json.loads(p.read_text()) for p in Path(out).glob(f"{prefix}-*")]
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+@ac.workflow(partitions=DAILY_2024)
+def typed_params(day: date | None = None, n: int = 1):
+    """Parameters of types storage must round-trip (a date)."""
+    return [str(day), n]

@@ -170,8 +170,8 @@ def test_inputs_become_a_typed_signature_and_typed_template_values(tmp_path):
     ctx = ac.create_context()
     result = ctx.run(wf)
     assert dev_logs(ctx) == ["42 1.0 false 2024 2024-02-29 2024-01-01T06:00:00+02:00 / the input named items"]
-    # python args: YAML values as written, strings rendered as text
-    assert result == {"call": {"n": 1, "ratio": 1.5, "flag": True, "day": date(2024, 1, 2), "when": "41"}}
+    # python args: YAML values as written; a string that is one expression alone gives the value, typed
+    assert result == {"call": {"n": 1, "ratio": 1.5, "flag": True, "day": date(2024, 1, 2), "when": 41}}
     ctx.run(wf, n="7", ratio="2.25", flag="TRUE", day="2023-12-31", when="2024-05-05T00:00:00Z")  # text, as a CLI
     assert dev_logs(ctx) == ["8 4.5 true 2023 2023-12-31 2024-05-05T00:00:00+00:00 / the input named items"]
 

@@ -126,8 +126,8 @@ class BackfillResult:
 
 @dataclass(frozen=True)
 class ScheduleStatus:
-    """A schedule as every process sees it: its definition, whether it is paused, the last tick evaluated
-    (run, or passed over) and the next one due."""
+    """A schedule as every process sees it: its definition, whether it is paused, the latest tick that ran
+    (``None`` until one has) and the next one due."""
 
     workflow: str
     schedule_id: str
@@ -179,6 +179,8 @@ class RunQueueConfig:
             if not isinstance(limit, TagConcurrencyLimit):
                 raise ValueError("RunQueueConfig.tag_concurrency_limits: expected TagConcurrencyLimit items")
         for name, size in dict(self.pools).items():
+            if not isinstance(name, str) or not name or name.startswith("anachron/"):
+                raise ValueError(f"RunQueueConfig.pools: {name!r} is not a pool name (anachron/... is reserved)")
             if not isinstance(size, int) or size < 1:
                 raise ValueError(f"RunQueueConfig.pools[{name!r}]: size must be an integer >= 1, got {size!r}")
         if not self.priority_aging_seconds or self.priority_aging_seconds <= 0:

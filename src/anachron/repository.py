@@ -18,6 +18,7 @@ from .engine.coordinator import Coordinator
 from .engine.daemon import Daemon
 from .engine.executors.base import Executor
 from .engine.executors.local import LocalExecutor
+from .engine.pools import tag_pools
 from .engine.queue import QueueLimits
 from .engine.runs import RunService
 from .engine.scheduler import schedule_statuses, set_paused
@@ -86,7 +87,9 @@ class CodeRepository:
             registry=self.workflow_registry,
             storage_handle=StorageHandle(self.storage_url, storage if isinstance(storage, Storage) else None),
             executor=self.executor, limits=limits, clock=clock or wall_clock, identity=WorkerIdentity.new(),
-            lease_seconds=self.lease_seconds, pools=dict(self.run_queue.pools), log_limit=log_limit)
+            lease_seconds=self.lease_seconds, log_limit=log_limit,
+            # task calls count against pools and, by their tags, against tag limits (slots in storage)
+            pools={**self.run_queue.pools, **tag_pools(self.run_queue.tag_concurrency_limits)})
         self._coordinator = Coordinator(self._engine)
         self._runs = RunService(self._engine, self._coordinator)
         self._backfills = BackfillService(self._engine, self._coordinator)
@@ -110,10 +113,16 @@ class CodeRepository:
     def run(self, workflow: str | Workflow, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
             tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, run_name: str | None = None,
             scheduled_time: datetime | None = None, idempotency_key: str | None = None,
-            environ: Mapping[str, str] | None = None, block: bool = True) -> Run:
-        """Submit one run (and by default wait for it). The same ``idempotency_key`` returns the same run."""
+            environ: Mapping[str, str] | None = None, block: bool = True, coordinate: bool = True) -> Run:
+        """Submit one run (and by default wait for it). The same ``idempotency_key`` returns the same run.
+
+        A ``scheduled_time`` in the future defers it (Prefect's ``--start-at``): it stays queued until then, and
+        this process (or a daemon, or any process waiting on it) starts it then; its logical time is the
+        scheduled time. With ``block=False`` it runs here while the repository lives; at exit (or ``close()``)
+        an unfinished run is handed back, queued, with a line on stderr. ``coordinate=False`` (with
+        ``block=False``) only stores it: a daemon or the next process waiting on it runs it."""
         record = self._runs.submit(self.workflow(workflow), partition_key, params, tags, run_name, scheduled_time,
-                                   idempotency_key, environ)
+                                   idempotency_key, environ, coordinate=coordinate or block)
         if block and record.status in ("queued", "running"):
             record = self._runs.wait(record.run_id)
         return record.to_run()

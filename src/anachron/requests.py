@@ -289,11 +289,18 @@ class RunRequest(BaseModel):
     tags: list[Tag] = Field(default_factory=list)
     run_name: str | None = None
     idempotency_key: str | None = None
+    scheduled_time: str | None = Field(None, description="ISO-8601 (no offset: UTC). In the future, the run waits "
+                                                         "queued until then (Prefect's --start-at); its logical time")
 
     @field_validator("idempotency_key")
     @classmethod
     def _idempotency_key(cls, value: str | None) -> str | None:
         return BackfillRequest._idempotency_key(value)
+
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _scheduled_time(cls, value: Any) -> str | None:
+        return BackfillRequest._time(value, None)
 
     def tag_dict(self) -> dict[str, str]:
         return {t.key: t.value for t in self.tags}

@@ -195,10 +195,11 @@ def call_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def _pool_slot(ctx: RunContext | None, task: Any) -> Iterator[None]:
-    if task.pool is None or ctx is None or ctx._pools is None:
+    """A slot of the task's pool and of every tag limit its tags match, held for the call."""
+    if (task.pool is None and not task.tags) or ctx is None or ctx._pools is None:
         yield
         return
-    with ctx._pools.slot(task.pool, ctx.run_id, ctx._cancel):
+    with ctx._pools.slots(task.pool, task.tags, ctx.run_id, ctx._cancel):
         yield
 
 

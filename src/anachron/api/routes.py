@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from .. import __version__
+from ..clock import to_datetime
 from ..models import BACKFILL_STATUSES, RUN_STATUSES, BackfillStatus, Run, ScheduleStatus
 from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
@@ -201,10 +202,12 @@ def _conflict(action: Any) -> BackfillStatus:
 # -- runs ---------------------------------------------------------------------------------------------
 @router.post("/runs", response_model=Run, status_code=201, tags=["runs"])
 def create_run(body: RunRequest, request: Request) -> Run:
-    """Submit one run; the same ``idempotency_key`` for the same workflow answers the same run."""
+    """Submit one run; the same ``idempotency_key`` for the same workflow answers the same run. A future
+    ``scheduled_time`` defers it: queued until then (the server starts it then), at that logical time."""
     repo = repo_of(request)
     wf = repo.workflow(body.workflow)
     return repo.run(wf, body.partition_key, body.params, body.tag_dict(), body.run_name,
+                    scheduled_time=to_datetime(body.scheduled_time, "scheduled_time") if body.scheduled_time else None,
                     idempotency_key=body.idempotency_key, block=False)
 
 

@@ -463,7 +463,7 @@ class Client:
     # -- runs -----------------------------------------------------------------------------------
     def run(self, workflow: str, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
             tags: Sequence[tuple[str, str]] = (), run_name: str | None = None,
-            idempotency_key: str | None = None) -> Run:
+            idempotency_key: str | None = None, scheduled_time: str | None = None) -> Run:
         """``POST /runs`` (never waits: see ``wait_run``)."""
         from pydantic import ValidationError
 
@@ -473,7 +473,7 @@ class Client:
             request = RunRequest.model_validate({
                 "workflow": workflow, "partition_key": partition_key, "params": dict(params or {}),
                 "tags": [{"key": k, "value": v} for k, v in tags], "run_name": run_name,
-                "idempotency_key": idempotency_key})
+                "idempotency_key": idempotency_key, "scheduled_time": scheduled_time})
         except ValidationError as exc:
             raise CliError(describe_errors(exc.errors(include_url=False))) from None
         body = request.model_dump(mode="json", by_alias=True, exclude_defaults=True)

@@ -189,9 +189,11 @@ def _earliest(values: Iterable[datetime | None]) -> datetime | None:
 def schedule_statuses(engine: EngineContext, workflow: str | None = None) -> list[ScheduleStatus]:
     """Every schedule of the repository's workflows (or of one), with its shared state."""
     chosen = [engine.registry.lookup(workflow)] if workflow is not None else list(engine.registry.values())
-    states = engine.storage.run(lambda s: s.schedule_states(), write=False)
+    keys = [(wf.name, sched.id) for wf in chosen for sched in wf.schedules]
+    states, last = engine.storage.run(lambda s: (s.schedule_states(), s.last_ticks(keys)), write=False)
     now = engine.now()
-    return [_status(wf, sched, states.get((wf.name, sched.id)), now) for wf in chosen for sched in wf.schedules]
+    return [_status(wf, sched, states.get((wf.name, sched.id)), now, last.get((wf.name, sched.id)))
+            for wf in chosen for sched in wf.schedules]
 
 
 def set_paused(engine: EngineContext, workflow: str, schedule_id: str, paused: bool) -> ScheduleStatus:
@@ -206,12 +208,18 @@ def set_paused(engine: EngineContext, workflow: str, schedule_id: str, paused: b
 
     state = engine.storage.run(change)
     log.info("schedule %s/%s %s", wf.name, sched.id, "paused" if paused else "resumed")
-    return _status(wf, sched, state, engine.now())
+    last = engine.storage.run(lambda s: s.last_ticks([(wf.name, sched.id)]), write=False)
+    return _status(wf, sched, state, engine.now(), last.get((wf.name, sched.id)))
 
 
-def _status(wf: Workflow, sched: Schedule, state: ScheduleState | None, now: datetime) -> ScheduleStatus:
-    """``next_tick``: the first tick after the cursor (in the past when no daemon ran for a while), or after
-    ``now`` for a schedule no daemon has evaluated yet."""
-    last = datetime.fromtimestamp(state.cursor, UTC) if state is not None and state.cursor is not None else None
+def _status(wf: Workflow, sched: Schedule, state: ScheduleState | None, now: datetime,
+            last_tick: float | None) -> ScheduleStatus:
+    """``last_tick``: the latest tick that ran (``None`` until one has: a daemon's first look at a schedule is
+    no tick). ``next_tick``: the first tick after the cursor — the last tick evaluated, or when a daemon first
+    saw the schedule — (in the past when no daemon ran for a while), or after ``now`` for a schedule no daemon
+    has evaluated yet."""
+    cursor = datetime.fromtimestamp(state.cursor, UTC) if state is not None and state.cursor is not None else None
     return ScheduleStatus(wf.name, sched.id, sched.cron, sched.timezone, sched.recover_missed, sched.overlap,
-                          bool(state and state.paused), last, sched.next_tick(last or now))
+                          bool(state and state.paused),
+                          datetime.fromtimestamp(last_tick, UTC) if last_tick is not None else None,
+                          sched.next_tick(cursor or now))

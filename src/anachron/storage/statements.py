@@ -218,8 +218,10 @@ class Statements:
                    runs.c.backfill_id, backfills.c.max_concurrency, runs.c.tags, runs.c.partition_key,
                    runs.c.partition_keys)
             .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
-            .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS))
-            .order_by(runs.c.priority.desc(), runs.c.seq).limit(b("scan")), "scan")
+            .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS),
+                   # a run deferred to a future scheduled_time (Prefect's --start-at) is no candidate before it
+                   or_(runs.c.scheduled_time.is_(None), runs.c.scheduled_time <= b("now")))
+            .order_by(runs.c.priority.desc(), runs.c.seq).limit(b("scan")), "now", "scan")
         self.running = p(select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
                                 runs.c.partition_keys).where(runs.c.status == Q_RUNNING))
         self.advance_cursor = p(update(backfills).values(cursor=b("new"), updated_at=b("now")).where(
