@@ -36,9 +36,8 @@ def at(text: str) -> datetime:
 
 
 @pytest.fixture
-def clock(fake_clock):
-    fake_clock.now = NOW
-    return fake_clock
+def clock(noon_clock):
+    return noon_clock
 
 
 @pytest.fixture

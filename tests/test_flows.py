@@ -176,6 +176,36 @@ def test_inputs_become_a_typed_signature_and_typed_template_values(tmp_path):
     assert dev_logs(ctx) == ["8 4.5 true 2023 2023-12-31 2024-05-05T00:00:00+00:00 / the input named items"]
 
 
+def test_a_parameter_that_is_one_expression_alone_keeps_its_type(tmp_path, repo_of):
+    """Uniflow's migrant: a FLOAT input reaches a Python workflow as a float (not '10.0'), stored runs too."""
+    wf = load_flow(write(with_jobs(tmp_path), """
+        id: typed_pipeline
+        inputs:
+          - {id: offset, type: FLOAT, defaults: 10.0}
+          - {id: day, type: DATE, defaults: "2024-01-01"}
+          - {id: n, type: INT, defaults: 3}
+        workflow: flowjobs:shift
+        parameters:
+          offset: "{{ inputs.offset }}"
+          day: "{{- inputs.day -}}"
+          label: "day {{ inputs.day }}"
+          many: "{{ inputs.n > 2 and (trigger.date ?? 'manual') == 'manual' }}"
+          items: ["{{ inputs.n }}", "{{ inputs.n }} items"]
+        """))
+    expected = {"shifted": 10.5, "offset_type": "float", "day_type": "date", "weekday": 1, "label": "day 2024-01-01",
+                "many": True, "items": [3, "3 items"]}
+    assert ac.create_context().run(wf) == expected
+    run = repo_of(wf).run(wf, params={"offset": 1.25})
+    assert run.status == "success", run.error
+    broken = load_flow(write(with_jobs(tmp_path), """
+        id: broken_pipeline
+        workflow: flowjobs:shift
+        parameters: {offset: "{{ trigger.date }}", day: 1, label: x, many: true, items: []}
+        """, "broken.yaml"))
+    with pytest.raises(Exception, match=r"parameters.offset: trigger.date is undefined in this run"):
+        ac.create_context().run(broken)
+
+
 def test_the_validation_hook_checks_values_against_their_declared_types(tmp_path):
     validate = load_flow(write(tmp_path, TYPED)).fn.__anachron_validate__
     validate({"n": 3, "ratio": 1, "flag": True, "day": date(2024, 1, 1), "when": datetime(2024, 1, 1)}, "params")

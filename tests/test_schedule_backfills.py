@@ -26,9 +26,8 @@ NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock(fake_clock):
-    fake_clock.now = NOW
-    return fake_clock
+def clock(noon_clock):
+    return noon_clock
 
 
 @pytest.fixture
@@ -237,3 +236,20 @@ def test_a_schedule_needs_time_partitions(storage_url, make_repo, clock):
         repo.backfill_schedule(by_region, start="2025-12-01")
     with pytest.raises(ValueError, match="schedule 'schedule' of workflow 'by_region' cannot run"):
         repo.daemon()
+
+
+def test_the_last_tick_is_the_latest_tick_that_ran(repo, clock, client):
+    """A daemon's first look at a schedule is no tick: LAST TICK stays empty until a tick has run."""
+    daemon = repo.daemon()
+    daemon.step()  # the schedules are first seen at noon
+    assert [(s.schedule_id, s.last_tick) for s in repo.list_schedules(fm.nightly_export)] == [
+        ("nightly", None), ("noon", None)]
+    assert {s["last_tick"] for s in client.get("/api/v1/schedules").json()} == {None}
+    clock.now = datetime(2026, 1, 2, 0, 0, 20, tzinfo=UTC)
+    daemon.step()  # the nightly tick fires
+    nightly, noon = repo.list_schedules(fm.nightly_export)
+    assert nightly.last_tick == datetime(2026, 1, 2, tzinfo=UTC) and noon.last_tick is None
+    assert nightly.next_tick == datetime(2026, 1, 3, tzinfo=UTC)
+    replayed = repo.backfill_schedule(fm.nightly_export, trigger_id="noon", start="2026-01-01T06:00:00")
+    assert replayed.num_runs == 1  # 2026-01-01 12:00, the tick the daemon's first look passed over
+    assert repo.list_schedules(fm.nightly_export)[1].last_tick == datetime(2026, 1, 1, 12, tzinfo=UTC)
