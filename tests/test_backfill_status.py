@@ -103,3 +103,15 @@ def test_over_http_a_backfill_is_created_by_the_token_s_name(repo, token, token_
         (listed,) = client.get("/api/v1/backfills").json()
         assert listed["created_by"] == expected and listed["request"] == one["request"]
     assert repo.get_backfill(backfill_id).created_by == expected
+
+
+def test_a_selection_that_does_not_fit_one_of_its_workflows_names_it_and_the_field(repo):
+    for kwargs, start in (
+        ({"partition_range": ac.PartitionKeyRange.single("2024-01-02", "2024-01-03")},
+         "partition_range: workflow 'regional': "),
+        ({"partition_keys": ["2024-01-02"]}, "partition_keys: workflow 'regional': "),
+    ):
+        with pytest.raises(ValueError) as caught:
+            repo.backfill(selection=[fb.daily_etl, fb.regional], dry_run=True, **kwargs)
+        assert str(caught.value).startswith(start), str(caught.value)
+    assert repo.list_backfills() == []

@@ -147,9 +147,12 @@ class Coordinator:
         self._wake.set()
         self._thread.join(timeout=10)
         atexit.unregister(self.stop)
+        with self._results_lock:  # what ran to its end by itself (not what the shutdown below stops)
+            reported = [o for o in self._results if o.status != LOST
+                        and self._inflight.get(o.run_id, _NONE).attempt == o.attempt]
         self.executor.shutdown(wait=bool(self._inflight))  # in-flight work stopped before it is handed back
         try:
-            handed = self.storage.run(self._release, patience=1.0)
+            handed = self.storage.run(lambda s: self._release(s, reported), patience=1.0)
         except Exception:  # noqa: BLE001 - best effort at shutdown; the lease expires anyway
             log.debug("could not release leases", exc_info=True)
             return
@@ -158,14 +161,11 @@ class Coordinator:
             sys.stderr.write(f"anachron: {len(solo)} unfinished run(s) handed back, queued for a daemon or the next "
                              f"process waiting on them: {', '.join(solo)}\n")
 
-    def _release(self, s: Session) -> list[tuple[str, str | None]]:
-        """At a clean stop: record what the executor reported, hand every unfinished run back to the queue
-        (no owner), let go of the backfills and of this process's lease."""
-        with self._results_lock:
-            pending = [o for o in self._results if o.status != LOST
-                       and self._inflight.get(o.run_id, _NONE).attempt == o.attempt]
+    def _release(self, s: Session, reported: list[RunOutcome]) -> list[tuple[str, str | None]]:
+        """At a clean stop: record what the executor had reported, hand every unfinished run back to the
+        queue (no owner), let go of the backfills and of this process's lease."""
         now = self.engine.now_ts()
-        s.record_outcomes([o.record() for o in pending], self.worker_id, self._inflight, now)
+        s.record_outcomes([o.record() for o in reported], self.worker_id, self._inflight, now)
         handed = s.hand_back(self.worker_id, now)
         s.release_backfills(self.worker_id)
         s.remove_worker(self.worker_id)
