@@ -138,7 +138,7 @@ class BackfillService:
                     found = s.taken_tick_keys(name, prefix + keys[0], prefix + keys[len(keys) - 1])
                     taken[name] = {k[len(prefix):] for k in found}
             if trigger is not None:
-                refuse_second(s, trigger, None)
+                refuse_second(s, trigger, key)
             return s.dynamic_keys(), statuses, taken
 
         dynamic, statuses, taken = storage.run(read, write=False)
