@@ -77,7 +77,9 @@ def test_a_cron_backfill_and_what_its_status_says(cli):
     assert status["request"]["start"] == "2026-01-01" and status["request"]["max_concurrency"] == 4
     text = cli("backfill", "status", MIGRANTS, result["backfill_id"])
     assert text.returncode == 0
-    assert "asked      2026-01-01 … 2026-01-03T12:00:00+00:00 (ticks of cron '0 0 * * *' in UTC)" in text.stdout
+    assert "asked      2026-01-01 … 2026-01-03T12:00:00+00:00 · ticks of cron '0 0 * * *' (UTC)" in text.stdout
+    assert "rules      the workflow's strategy · reprocess all · oldest_first · continue · max_concurrency 4" \
+        in text.stdout and 'params     {"region": "eu"}' in text.stdout
     assert f"by         {getpass.getuser()}" in text.stdout
 
     bad = cli("backfill", "create", MIGRANTS, "export_snapshot", "--start", "2026-01-01", "--cron", "every day")

@@ -92,7 +92,7 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
             ("created", when(st.created_at)),
             ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
     if st.request is not None:
-        rows.append(("asked", escape(describe_request(st.request))))
+        rows.extend((label, escape(text)) for label, text in describe_request(st.request))
     if st.created_by:
         rows.append(("by", escape(st.created_by)))
     if st.tags:
@@ -178,8 +178,9 @@ def note_clipped(end: str | None, result: ac.BackfillResult) -> None:
         note(f"note: --end {end} is in the future: only past ticks are replayed, up to {effective}")
 
 
-def describe_request(request: Any) -> str:
-    """What a backfill was asked, in one line: what it selects, then every rule it runs by."""
+def describe_request(request: Any) -> list[tuple[str, str]]:
+    """What a backfill was asked, as ``backfill status`` rows: what it selects, the rules it runs by, and its
+    params and config when it has any."""
     if request.partition_keys is not None:
         keys = request.partition_keys
         what = f"partitions {', '.join(keys[:3])}" + (f" … ({len(keys)} keys)" if len(keys) > 3 else "")
@@ -188,17 +189,17 @@ def describe_request(request: Any) -> str:
     elif request.start is not None:
         what = f"{request.start} … {request.end or 'now'}"
         if request.trigger_id is not None:
-            what += f" (ticks of schedule {request.trigger_id})"
+            what += f" · ticks of schedule {request.trigger_id}"
         elif request.cron is not None:
-            what += f" (ticks of cron {request.cron!r} in {request.timezone or 'UTC'})"
+            what += f" · ticks of cron {request.cron!r} ({request.timezone or 'UTC'})"
     else:
         what = "every partition"
-    strategy = request.strategy if request.strategy is not None else "the workflow's strategy"
-    parts = [what, f"strategy {strategy if isinstance(strategy, str) else json.dumps(strategy)}",
-             f"reprocess {request.reprocess}", request.order, request.failure_policy,
-             f"max_concurrency {request.max_concurrency}"]
-    if request.params:
-        parts.append("params " + json.dumps(request.params, default=str))
-    if request.config:
-        parts.append("config " + json.dumps(request.config, default=str))
-    return " · ".join(parts)
+    strategy = request.strategy
+    shown = "the workflow's strategy" if strategy is None else strategy if isinstance(strategy, str) else \
+        json.dumps(strategy)
+    rows = [("asked", what), ("rules", f"{shown} · reprocess {request.reprocess} · {request.order} · "
+                                       f"{request.failure_policy} · max_concurrency {request.max_concurrency}")]
+    for name in ("params", "config"):
+        if getattr(request, name):
+            rows.append((name, json.dumps(getattr(request, name), default=str)))
+    return rows
