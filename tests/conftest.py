@@ -97,6 +97,13 @@ def fake_clock():
 
 
 @pytest.fixture
+def noon_clock(fake_clock):
+    """The fake clock at 2026-01-01T12:00Z: the half day before it is past, what follows is future."""
+    fake_clock.advance(12 * 3600)
+    return fake_clock
+
+
+@pytest.fixture
 def make_repo(request):
     """Build repositories that are closed after the test."""
     repos = []

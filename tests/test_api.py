@@ -303,7 +303,7 @@ def test_backfill_runs_to_completion_with_tags_priority_and_batches(client):
     assert created["plan"][0][0] == "date=2024-01-06|region=asia"  # newest first: the key order reversed
     status = wait_backfill(client, created["backfill_id"])
     assert status["status"] == "completed" and status["completed_partitions"] == 6, status
-    assert status["tags"] == {"case": tag} and list(status["workflows"]) == ["grid"] and status["total_runs"] == 2
+    assert status["tags"] == [["case", tag]] and list(status["workflows"]) == ["grid"] and status["total_runs"] == 2
     assert status["workflows"]["grid"] == {"total": 6, "completed": 6, "failed": 0, "upstream_failed": 0, "canceled": 0}
     assert status["run_ids"] == [] and status["ended_at"] is not None  # run ids only when asked for
     full = ok(client.get(f"{API}/backfills/{created['backfill_id']}", params={"include_run_ids": True}))
@@ -483,7 +483,7 @@ def test_rerun_runs_only_failed_and_canceled_partitions(client):
     rerun = ok(client.post(f"{API}/backfills/{backfill_id}/rerun"), 201)
     assert rerun["backfill_id"] not in before and rerun["partition_keys"] == ["2024-01-21", "2024-01-23"]
     again = wait_backfill(client, rerun["backfill_id"])
-    assert again["tags"]["anachron/rerun_of"] == backfill_id and again["total_partitions"] == 2
+    assert dict(again["tags"])["anachron/rerun_of"] == backfill_id and again["total_partitions"] == 2
     runs = ok(client.get(f"{API}/runs", params={"backfill_id": rerun["backfill_id"]}))
     assert sorted(r["partition_key"] for r in runs) == ["2024-01-21", "2024-01-23"]
     assert all(r["params"] == {"fail": "2024-01-21,2024-01-23"} for r in runs)  # the same parameters

@@ -66,7 +66,8 @@ def test_yaml_flow_backfill_in_kestras_exact_form(client):
 
     status = wait_backfill(client, trigger["backfill_id"])
     assert status["status"] == "completed" and status["completed_partitions"] == 5, status
-    assert status["tags"] == {"k": "v", "anachron/trigger": "every6h"} and list(status["workflows"]) == ["kestra_flow"]
+    assert status["tags"] == [["k", "v"], ["anachron/trigger", "every6h"]]
+    assert list(status["workflows"]) == ["kestra_flow"]
     runs = runs_of(client, trigger["backfill_id"])
     ticks = [datetime(2024, 3, 1, h, tzinfo=UTC) for h in (0, 6, 12, 18)] + [datetime(2024, 3, 2, tzinfo=UTC)]
     assert [at(r["logical_time"]) for r in runs] == ticks  # the ticks in [start, end], end included
@@ -184,7 +185,8 @@ def test_wrong_namespace_flow_or_trigger_is_404_and_writes_nothing(client, ref):
     ({"backfill": {"start": "2024-01-01T00:00:00Z"}, **YAML_REF, "flowId": ""}, 422, ["flowId"]),
     ({"backfill": {"start": "2024-01-01T00:00:00Z", "inputs": {"region": "eu"}}, **PY_REF, "triggerId": ""}, 422,
      ["triggerId"]),
-    ({"backfill": {"start": "2024-01-01T00:00:00Z", "inputs": {"zone": "eu"}}, **PY_REF}, 400, ["params", "zone"]),
+    ({"backfill": {"start": "2024-01-01T00:00:00Z", "inputs": {"zone": "eu"}}, **PY_REF}, 400,
+     ["backfill.inputs", "zone"]),
 ])
 def test_bad_trigger_bodies_are_4xx_naming_the_field_and_write_nothing(client, body, status, words):
     before = backfill_ids(client)

@@ -129,7 +129,7 @@ def test_rerun_runs_only_failed_and_canceled_partitions(repo):
     rerun = repo.rerun_backfill(first.backfill_id)
     assert rerun.status == "completed" and rerun.num_partitions == 2
     assert sorted(s["key"] for s in fb.SEEN) == ["2024-01-03", "2024-01-07"]
-    assert repo.get_backfill(rerun.backfill_id).tags["anachron/rerun_of"] == first.backfill_id
+    assert dict(repo.get_backfill(rerun.backfill_id).tags)["anachron/rerun_of"] == first.backfill_id
     with pytest.raises(ValueError, match="rerun"):
         started = repo.backfill(sleepy, partition_keys=["2024-01-01"], params={"seconds": 5}, block=False)
         repo.rerun_backfill(started.backfill_id)
@@ -170,7 +170,7 @@ def test_tags_priority_params_and_config(repo):
     assert {r.priority for r in runs} == {5}
     assert all(r.tags["team"] == "data" for r in runs)
     assert all(r.params == {"delay": 0.0, "fail_keys": []} for r in runs)
-    assert repo.get_backfill(result.backfill_id).tags == {"team": "data", "anachron/priority": "5"}
+    assert repo.get_backfill(result.backfill_id).tags == [("team", "data"), ("anachron/priority", "5")]
 
 
 def test_idempotency_key_returns_the_existing_backfill(repo):
@@ -225,7 +225,7 @@ def test_schedule_backfill_replays_ticks(repo):
     again = repo.backfill_schedule("morning_report", trigger_id="schedule", start="2024-03-01",
                                    end="2024-03-02T06:00:00+00:00", labels=[("source", "kestra")])
     assert again.num_runs == 2
-    assert repo.get_backfill(again.backfill_id).tags == {"source": "kestra", "anachron/trigger": "schedule"}
+    assert repo.get_backfill(again.backfill_id).tags == [("source", "kestra"), ("anachron/trigger", "schedule")]
     with pytest.raises(ValueError, match="trigger_id"):
         repo.backfill_schedule("morning_report", trigger_id="nightly", start="2024-03-01")
 

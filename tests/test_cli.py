@@ -104,8 +104,9 @@ def test_backfill_lifecycle_json_matches_python_api(cli, api, tmp_path):
     assert result == {"backfill_id": status.backfill_id, "num_partitions": 31, "num_runs": 31, "status": "failed",
                       "completed": 30, "failed": 1, "canceled": 0, "run_ids": status.run_ids, "is_dry_run": False,
                       "partition_keys": days, "plan": [[d] for d in days], "estimate": None,
-                      "workflows": {"etl": {"num_partitions": 31, "num_runs": 31}}}
-    assert status.tags == {"team": "data"}
+                      "workflows": {"etl": {"num_partitions": 31, "num_runs": 31}},
+                      "request": status.request.model_dump(mode="json", by_alias=True)}
+    assert status.tags == [("team", "data")]
     backfill_id = result["backfill_id"]
 
     # run ids only with --run-ids (a big backfill has many; see test_cli_output.py for the default)
@@ -132,7 +133,7 @@ def test_backfill_lifecycle_json_matches_python_api(cli, api, tmp_path):
     (tmp_path / "bad_days.txt").unlink()  # the upstream data is fixed: rerun the failures
     rerun = cli.json("backfill", "rerun", FLOWS, backfill_id)
     assert rerun["status"] == "completed" and rerun["partition_keys"] == ["2024-01-13"]
-    assert api.get_backfill(rerun["backfill_id"]).tags["anachron/rerun_of"] == backfill_id
+    assert dict(api.get_backfill(rerun["backfill_id"]).tags)["anachron/rerun_of"] == backfill_id
 
     parts = cli.json("partitions", FLOWS, "etl")
     assert parts["counts"] == {"success": 31, "missing": 366 - 31} and parts["total"] == 366

@@ -79,7 +79,8 @@ def test_ticks_missed_while_no_daemon_ran(sqlite_url, make_repo, clock, schedule
     settle(later, "recovering")
     assert [r.scheduled_time for r in runs_of(later, "recovering", schedule_id)] == expected
     (state,) = later.list_schedules("recovering")[["all", "last", "none"].index(schedule_id):][:1]
-    assert state.last_tick == tick(9, 30)  # every policy moves on: nothing is evaluated twice
+    assert state.next_tick == tick(9, 35)  # every policy moves on: nothing is evaluated twice
+    assert state.last_tick == (expected[-1] if expected else None)  # the latest tick that ran
 
 
 def test_none_still_runs_a_tick_that_is_on_time(sqlite_url, make_repo, clock):
@@ -176,13 +177,16 @@ def test_a_backfill_created_without_a_leader_is_led_by_the_daemon(storage_url, m
     assert final.status == "completed" and final.completed_partitions == 5
 
 
-def test_a_run_whose_process_died_is_adopted(storage_url, make_repo, clock):
-    fd.GATE.set()
-    dead = make_repo([fd.slow], storage=storage_url, executor=ac.InProcessExecutor(1))
-    run = dead.run("slow", block=False)
-    dead.close()  # its process stops: the run is left with an owner that is gone
-    assert dead.get_run(run.run_id).status in ("queued", "running")
+def test_a_run_whose_process_stopped_is_adopted(storage_url, make_repo, clock):
+    fd.GATE.clear()
+    stopped = make_repo([fd.slow], storage=storage_url, executor=ac.InProcessExecutor(1))
+    run = stopped.run("slow", block=False)
+    wait_until(lambda: stopped.get_run(run.run_id).status == "running", timeout=15)
+    stopped.close()  # its process stops with the run unfinished: handed back, queued, no owner
     repo = make_repo([fd.slow], storage=storage_url, executor=ac.InProcessExecutor(2))
+    handed = repo.get_run(run.run_id)
+    assert handed.status == "queued" and handed.attempt == 2
+    fd.GATE.set()
     repo.daemon().step()
     wait_until(lambda: repo.get_run(run.run_id).status == "success", timeout=15)
 

@@ -83,12 +83,12 @@ def test_a_process_frozen_inside_a_postgresql_transaction_does_not_block_the_oth
     from anachron.storage.engine import IDLE_IN_TRANSACTION_MS, open_engine
 
     repo = make_repo([ff.quick], storage=pg_url, executor=ac.InProcessExecutor(2))
-    repo.run(ff.quick, params={"seconds": 0.0})  # storage open and migrated
+    repo.run(ff.quick, partition_key=KEYS[0], params={"seconds": 0.0})  # storage open and migrated
     frozen = open_engine(pg_url).raw_connection()
     try:
         frozen.cursor().execute("SELECT * FROM anachron_queue_lock FOR UPDATE")  # what a claim holds; frozen
         started = time.monotonic()
-        run = repo.run(ff.quick, params={"seconds": 0.0}, block=False)
+        run = repo.run(ff.quick, partition_key=KEYS[1], params={"seconds": 0.0}, block=False)
         assert repo.wait_run(run.run_id, timeout=60).status == "success"
         assert time.monotonic() - started < IDLE_IN_TRANSACTION_MS / 1000 + 15
         with pytest.raises(Exception, match="idle-in-transaction|terminat|closed"):

@@ -170,10 +170,40 @@ def test_inputs_become_a_typed_signature_and_typed_template_values(tmp_path):
     ctx = ac.create_context()
     result = ctx.run(wf)
     assert dev_logs(ctx) == ["42 1.0 false 2024 2024-02-29 2024-01-01T06:00:00+02:00 / the input named items"]
-    # python args: YAML values as written, strings rendered as text
-    assert result == {"call": {"n": 1, "ratio": 1.5, "flag": True, "day": date(2024, 1, 2), "when": "41"}}
+    # python args: YAML values as written; a string that is one expression alone gives the value, typed
+    assert result == {"call": {"n": 1, "ratio": 1.5, "flag": True, "day": date(2024, 1, 2), "when": 41}}
     ctx.run(wf, n="7", ratio="2.25", flag="TRUE", day="2023-12-31", when="2024-05-05T00:00:00Z")  # text, as a CLI
     assert dev_logs(ctx) == ["8 4.5 true 2023 2023-12-31 2024-05-05T00:00:00+00:00 / the input named items"]
+
+
+def test_a_parameter_that_is_one_expression_alone_keeps_its_type(tmp_path, repo_of):
+    """Uniflow's migrant: a FLOAT input reaches a Python workflow as a float (not '10.0'), stored runs too."""
+    wf = load_flow(write(with_jobs(tmp_path), """
+        id: typed_pipeline
+        inputs:
+          - {id: offset, type: FLOAT, defaults: 10.0}
+          - {id: day, type: DATE, defaults: "2024-01-01"}
+          - {id: n, type: INT, defaults: 3}
+        workflow: flowjobs:shift
+        parameters:
+          offset: "{{ inputs.offset }}"
+          day: "{{- inputs.day -}}"
+          label: "day {{ inputs.day }}"
+          many: "{{ inputs.n > 2 and (trigger.date ?? 'manual') == 'manual' }}"
+          items: ["{{ inputs.n }}", "{{ inputs.n }} items"]
+        """))
+    expected = {"shifted": 10.5, "offset_type": "float", "day_type": "date", "weekday": 1, "label": "day 2024-01-01",
+                "many": True, "items": [3, "3 items"]}
+    assert ac.create_context().run(wf) == expected
+    run = repo_of(wf).run(wf, params={"offset": 1.25})
+    assert run.status == "success", run.error
+    broken = load_flow(write(with_jobs(tmp_path), """
+        id: broken_pipeline
+        workflow: flowjobs:shift
+        parameters: {offset: "{{ trigger.date }}", day: 1, label: x, many: true, items: []}
+        """, "broken.yaml"))
+    with pytest.raises(Exception, match=r"parameters.offset: trigger.date is undefined in this run"):
+        ac.create_context().run(broken)
 
 
 def test_the_validation_hook_checks_values_against_their_declared_types(tmp_path):

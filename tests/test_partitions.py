@@ -129,6 +129,24 @@ def test_end_is_exclusive():
     assert list(q.get_partition_keys(NOW)) == ["2024-01-01", "2024-01-02"]
 
 
+@pytest.mark.parametrize("pdef, key, end, after", [
+    (DailyPartitions("2024-01-01", "2024-01-02"), "2024-01-01", datetime(2024, 1, 2, tzinfo=UTC), "2024-01-02"),
+    (HourlyPartitions("2024-01-01T00:00", "2024-01-01T01:00"), "2024-01-01T00:00", datetime(2024, 1, 1, 1, tzinfo=UTC),
+     "2024-01-01T01:00"),
+    (WeeklyPartitions("2024-01-01", "2024-01-08"), "2024-01-01", datetime(2024, 1, 8, tzinfo=UTC), "2024-01-08"),
+    (MonthlyPartitions("2024-01-01", "2024-02-01", timezone=NY), "2024-01-01", datetime(2024, 2, 1, 5, tzinfo=UTC),
+     "2024-02-01"),
+    (TimeWindowPartitions("0 6 * * 1-5", "2024-01-01T06:00", "2024-01-02T06:00"), "2024-01-01",
+     datetime(2024, 1, 2, 6, tzinfo=UTC), "2024-01-02"),
+])
+def test_a_definition_with_exactly_one_window(pdef, key, end, after):
+    assert list(pdef.get_partition_keys(NOW)) == [key]
+    assert pdef.time_window(key).end == end
+    assert not pdef.has_partition_key(after, NOW)
+    with pytest.raises(ValueError, match="is not a window"):  # the end is not the start of a window
+        pdef.time_window(after)
+
+
 def test_only_ended_windows_exist_and_end_offset():
     at = datetime(2024, 1, 4, 12, tzinfo=UTC)
     assert len(DailyPartitions("2024-01-01").get_partition_keys(at)) == 3

@@ -60,6 +60,25 @@ def test_per_dimension_groups_by_the_multi_run_dimensions():
         ["date=2024-01-02|region=us", "date=2024-01-02|region=eu", "date=2024-01-02|region=asia"]]
 
 
+def test_strategies_are_the_seed_types():
+    """Rivers' names: multi_run() is a BackfillStrategy.MultiRun, and a PerDimension holds its two lists."""
+    strategy = ac.BackfillStrategy
+    assert isinstance(strategy.multi_run(), strategy.MultiRun) and isinstance(strategy.single_run(), strategy.SingleRun)
+    per = strategy.per_dimension(multi_run=["date"], single_run=["region"])
+    assert isinstance(per, strategy.PerDimension) and isinstance(per, strategy)
+    assert per.multi_run == ["date"] and per.single_run == ["region"]
+    assert per == strategy.PerDimension(["date"], ["region"]) and hash(per) == hash(strategy.PerDimension(["date"],
+                                                                                                        ["region"]))
+    assert repr(per) == "BackfillStrategy.PerDimension(multi_run=['date'], single_run=['region'])"
+    assert strategy.PerDimension.multi_run() == strategy.MultiRun()  # the factory stays on the class
+    batched = strategy.batched(5)
+    assert isinstance(batched, strategy.Batched) and batched.max_partitions_per_run == 5
+    for s in (strategy.multi_run(), strategy.single_run(), per, batched):
+        assert strategy.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    with pytest.raises(ValueError, match="both"):
+        strategy.per_dimension(multi_run=["date"], single_run=["date"])
+
+
 def test_idempotency_keys_are_deterministic_and_bounded():
     assert run_idempotency_key("b1", ["2024-01-01"]) == "backfill:b1:2024-01-01"
     many = [f"2024-01-{d:02d}" for d in range(1, 32)]

@@ -215,7 +215,7 @@ def test_rerun_starts_a_backfill_of_the_failed_partitions(client, repo):
     new_id = r.headers["HX-Redirect"].rsplit("/", 1)[1]
     assert new_id != bid
     st = repo.wait_backfill(new_id, timeout=10)
-    assert st.total_partitions == 1 and st.tags["anachron/rerun_of"] == bid
+    assert st.total_partitions == 1 and dict(st.tags)["anachron/rerun_of"] == bid
 
 
 def test_schedules_pause_and_resume(client, repo):
@@ -255,7 +255,7 @@ def test_preview_shows_exactly_what_would_run_and_launch_creates_it(client, repo
     assert r.status_code == 200, r.text
     bid = r.headers["HX-Redirect"].removeprefix("/backfills/")
     st = repo.get_backfill(bid)
-    assert st.total_partitions == 29 and st.total_runs == 5 and st.tags == {"team": "ops", "reason": "late data"}
+    assert st.total_partitions == 29 and st.total_runs == 5 and st.tags == [("team", "ops"), ("reason", "late data")]
     # the same launch again (a double click): the same backfill
     assert client.post("/backfills/launch", data=launch, headers=HX).headers["HX-Redirect"] == f"/backfills/{bid}"
     assert len(repo.list_backfills()) == 2
@@ -304,7 +304,7 @@ def test_schedule_backfill_preview_and_launch(client, repo):
     r = client.post("/backfills/launch", data=fields)
     assert r.status_code == 303
     st = repo.get_backfill(r.headers["location"].removeprefix("/backfills/"))
-    assert st.total_partitions == 6 and st.tags["anachron/trigger"] == "nightly"
+    assert st.total_partitions == 6 and dict(st.tags)["anachron/trigger"] == "nightly"
 
 
 # -- runs and logs --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .models import (
     BackfillResult,
     BackfillState,
     BackfillStatus,
+    ConflictError,
     InvalidTransition,
     NotFoundError,
     Run,
@@ -91,8 +92,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AllPartitionsMapping", "BackfillResult", "BackfillState", "BackfillStatus", "BackfillStrategy", "CodeRepository",
-    "DailyPartitions", "DaskExecutor", "Dep", "DevContext", "DimensionMapping", "DynamicPartitions", "Estimate",
-    "Graph", "GraphEdge", "GraphNode", "HourlyPartitions", "IdentityMapping", "InProcessExecutor",
+    "ConflictError", "DailyPartitions", "DaskExecutor", "Dep", "DevContext", "DimensionMapping", "DynamicPartitions",
+    "Estimate", "Graph", "GraphEdge", "GraphNode", "HourlyPartitions", "IdentityMapping", "InProcessExecutor",
     "InvalidTransition", "LastPartitionMapping", "LocalExecutor", "LogicalTimeError", "MonthlyPartitions",
     "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "PartitionMapping", "Run",
     "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus",

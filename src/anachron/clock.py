@@ -1,7 +1,8 @@
 """Logical time.
 
-A run sees a *logical* clock: the schedule tick or partition window it stands for, plus the time
-elapsed since it started. Outside a run, ``ANACHRON_TIME`` (or ``STARLARK_TIME``, for pipelines
+A run sees a *logical* clock, frozen for the whole run: exactly the schedule tick or partition window
+end it stands for (as Uniflow's ``time()`` returns the ``STARLARK_TIME`` timestamp itself), so a re-run
+computes the same values. Outside a run, ``ANACHRON_TIME`` (or ``STARLARK_TIME``, for pipelines
 moved from Uniflow) sets the clock; otherwise it is the wall clock. ``time.time()`` and
 ``datetime.now()`` are never patched.
 """
@@ -122,16 +123,15 @@ def to_datetime(value: datetime | date | str | float | int, field: str = "time")
 
 @dataclass(frozen=True)
 class RunClock:
-    """The logical clock of one run: ``logical_time`` at ``started`` (a monotonic reading)."""
+    """The logical clock of one run: ``logical_time``, frozen (it does not advance while the run runs)."""
 
     logical_time: datetime
-    started: float
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.time(), timezone.utc)
+        return self.logical_time.astimezone(timezone.utc)
 
     def time(self) -> float:
-        return self.logical_time.timestamp() + (_time.monotonic() - self.started)
+        return self.logical_time.timestamp()
 
 
 _current_clock: ContextVar[RunClock | None] = ContextVar("anachron_run_clock", default=None)

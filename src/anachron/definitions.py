@@ -150,6 +150,14 @@ class Workflow:
                 return s
         raise ValueError(f"trigger_id: workflow {self.name!r} has no schedule {schedule_id!r}")
 
+    def check_partition_key(self, partition_key: str | None, field: str = "partition_key") -> None:
+        """A run of a partitioned workflow needs a partition key; one without partitions takes none."""
+        if partition_key is None and self.partitions is not None:
+            raise ValueError(f"{field}: workflow {self.name!r} is partitioned ({self.partitions!r}); a run needs a "
+                             "partition key")
+        if partition_key is not None and self.partitions is None:
+            raise ValueError(f"{field}: workflow {self.name!r} has no partitions")
+
     def accepts_param(self, name: str) -> bool:
         return name in self._params or self._var_kw
 

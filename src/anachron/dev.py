@@ -37,9 +37,8 @@ class DevContext:
         environ = {str(k): str(v) for k, v in self.environ.items()}
         keys = [partition_key] if partition_key is not None else []
         window = None
+        workflow.check_partition_key(partition_key)
         if partition_key is not None:
-            if workflow.partitions is None:
-                raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
             window = partition_window(workflow, keys)
         env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
         logical = window[1] if window else (env_time or time_from_environ(os.environ) or wall_clock())

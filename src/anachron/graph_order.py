@@ -88,7 +88,7 @@ class Lane:
         if isinstance(plan, WorkflowPlan) and kind == SINGLE_RUN:
             self.size = max(1, self.n)
         elif isinstance(plan, WorkflowPlan) and kind == BATCHED:
-            self.size = plan.strategy.max_partitions_per_run or 1
+            self.size = plan.strategy.batch_size or 1
         elif isinstance(plan, WorkflowPlan) and kind == PER_DIMENSION:
             self.size = None
         self._group_of: dict[int, int] | None = None

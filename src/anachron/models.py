@@ -6,9 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .estimate import Estimate
+
+if TYPE_CHECKING:
+    from .requests import BackfillRequest
 
 
 class RunStatus(StrEnum):
@@ -36,9 +39,6 @@ class BackfillState(StrEnum):
     CANCELED = "canceled"
 
 
-class InvalidTransition(ValueError):
-    """A status change the lifecycle does not allow (pausing a finished backfill, rerunning one that has
-    not ended). The HTTP API answers it with 409, the command line with exit status 2."""
 
 
 # Run statuses
@@ -68,6 +68,16 @@ RERUN_OF_TAG = "anachron/rerun_of"
 SCHEDULE_TAG = "anachron/schedule"  # on a tick's run: the schedule id
 TRIGGER_TAG = "anachron/trigger"  # on a schedule backfill: the schedule (trigger) id it replays
 OVERLAP_TAG = "anachron/overlap"  # on a tick's run of a schedule with overlap="buffer": "<workflow>/<schedule id>"
+
+
+class ConflictError(ValueError):
+    """A request that conflicts with the current state (a trigger's second active backfill, a status change
+    the lifecycle does not allow): 409 over HTTP, exit status 2 on the command line."""
+
+
+class InvalidTransition(ConflictError):
+    """A status change the lifecycle does not allow (pausing a finished backfill, rerunning one that has
+    not ended)."""
 
 
 class NotFoundError(LookupError):
@@ -113,7 +123,8 @@ class BackfillStatus:
     canceled_partitions: int
     run_ids: list[str]
     error: str | None
-    tags: dict[str, str]
+    #: ``(key, value)`` pairs, as the seed has them (the backfill's own tags and the ``anachron/...`` ones)
+    tags: list[tuple[str, str]]
     #: per workflow, in plan order: its partitions ``total`` and how many ``completed``, ``failed``,
     #: ``upstream_failed`` (never ran: a key it needs failed, SPEC §8) and ``canceled`` (never run); iterating it
     #: gives the workflows' names
@@ -123,6 +134,11 @@ class BackfillStatus:
     running_runs: int = 0
     created_at: datetime | None = None
     ended_at: datetime | None = None
+    #: what was asked: the validated request (``anachron.requests.BackfillRequest``) with the effective end of a
+    #: time range (a future end of schedule ticks is clipped to the time of the request) and every tag
+    request: BackfillRequest | None = None
+    #: who asked: the API token's name over HTTP, the OS user for local calls
+    created_by: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -148,12 +164,14 @@ class BackfillResult:
     estimate: Estimate | None = None
     #: per workflow (upstreams first in a graph backfill): ``{"num_partitions": n, "num_runs": n}`` planned
     workflows: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: what was asked, as ``BackfillStatus.request`` (for a dry run too: its effective range)
+    request: BackfillRequest | None = None
 
 
 @dataclass(frozen=True)
 class ScheduleStatus:
-    """A schedule as every process sees it: its definition, whether it is paused, the last tick evaluated
-    (run, or passed over) and the next one due."""
+    """A schedule as every process sees it: its definition, whether it is paused, the latest tick that ran
+    (``None`` until one has) and the next one due."""
 
     workflow: str
     schedule_id: str
@@ -205,7 +223,10 @@ class RunQueueConfig:
             if not isinstance(limit, TagConcurrencyLimit):
                 raise ValueError("RunQueueConfig.tag_concurrency_limits: expected TagConcurrencyLimit items")
         for name, size in dict(self.pools).items():
+            if not isinstance(name, str) or not name or name.startswith("anachron/"):
+                raise ValueError(f"RunQueueConfig.pools: {name!r} is not a pool name (anachron/... is reserved)")
             if not isinstance(size, int) or size < 1:
                 raise ValueError(f"RunQueueConfig.pools[{name!r}]: size must be an integer >= 1, got {size!r}")
         if not self.priority_aging_seconds or self.priority_aging_seconds <= 0:
             raise ValueError("RunQueueConfig.priority_aging_seconds: must be > 0")
+

@@ -17,10 +17,10 @@ from typing import Any, TypeVar, overload
 
 from .clock import to_datetime
 from .definitions import Workflow
-from .models import FAILED, MISSING
-from .partitions import KeySequence, MultiPartitions, PartitionKeyRange
+from .models import FAILED, MISSING, TRIGGER_TAG
+from .partitions import KeySequence, MultiPartitions, PartitionKeyRange, TimeWindowPartitions
 from .partitions.base import to_datetime as local_datetime
-from .schedules import run_key, zone
+from .schedules import Schedule, run_key, zone
 from .strategies import BATCHED, MULTI_RUN, PER_DIMENSION, SINGLE_RUN, BackfillStrategy
 
 T = TypeVar("T")
@@ -45,8 +45,11 @@ class PlannedRun:
 
 def selection_spec(partition_keys: Sequence[str] | None = None, partition_range: PartitionKeyRange | None = None,
                    start: Any = None, end: Any = None, trigger_id: str | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
-    """Normalise the three ways to pick partitions into one JSON-able selection; ValueError on a mix."""
+                   now: datetime | None = None, cron: str | None = None,
+                   timezone_name: str | None = None) -> dict[str, Any]:
+    """Normalise the three ways to pick partitions into one JSON-able selection; ValueError on a mix.
+    ``trigger_id`` (a schedule's ticks) or ``cron`` (the ticks of a cron, in ``timezone_name``) go with a time
+    range."""
     given = [name for name, value in (("partition_keys", partition_keys), ("partition_range", partition_range))
              if value is not None]
     if start is not None or end is not None:
@@ -80,7 +83,12 @@ def selection_spec(partition_keys: Sequence[str] | None = None, partition_range:
                 "end": _time_text(end) if end is not None else (now.isoformat() if now else None)}
         if trigger_id is not None:
             spec["trigger_id"] = trigger_id
+        if cron is not None:
+            spec["cron"] = cron
+            spec["timezone"] = timezone_name or "UTC"
         return spec
+    if cron is not None or trigger_id is not None:
+        raise ValueError(f"start: a backfill of {'cron' if cron is not None else 'schedule'} ticks needs a start")
     return {"kind": "all"}
 
 
@@ -104,16 +112,16 @@ def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime
         every = pdef.get_partition_keys(now, dynamic)  # explicit keys run in partition order
         return KeySequence.from_list(sorted(keys, key=every.index))
     if is_tick_selection(workflow, selection):
-        schedule = workflow.get_schedule(selection.get("trigger_id", "schedule")) if selection.get("trigger_id") \
-            else workflow.schedule
-        if schedule is None:
-            raise ValueError(f"workflow: {workflow.name!r} has neither partitions nor a schedule to backfill")
+        schedule = tick_source(workflow, selection)
         tz = zone(schedule.timezone)
         end = local_datetime(selection["end"], tz, "end") if selection.get("end") else now
         ticks = schedule.tick_keys(local_datetime(selection["start"], tz, "start"), end)
+        if pdef is not None:  # a tick runs the partition that ended by it: none yet, no run (as live)
+            ticks = ticks[_first_tick_with_a_partition(workflow, ticks):]
         return KeySequence.from_list(ticks)
     if pdef is None:
-        raise ValueError(f"workflow: {workflow.name!r} has no partitions; backfill it by start/end over its schedule")
+        raise ValueError(f"workflow: {workflow.name!r} has no partitions; backfill it by start/end over its schedule, "
+                         "or over the ticks of a cron (cron=...)")
     if kind == "all":
         return pdef.get_partition_keys(now, dynamic)
     if kind == "range":
@@ -127,6 +135,97 @@ def resolve_keys(workflow: Workflow, selection: Mapping[str, Any], now: datetime
     raise ValueError(f"selection: unknown kind {kind!r}")
 
 
+def tick_source(workflow: Workflow, selection: Mapping[str, Any]) -> Schedule:
+    """The schedule whose ticks a tick selection replays: its ``trigger_id``'s, a ``cron``'s (any workflow
+    without partitions), else the workflow's (first) schedule."""
+    if selection.get("cron"):
+        if workflow.partitions is not None:
+            raise ValueError(f"cron: workflow {workflow.name!r} is partitioned ({workflow.partitions!r}); backfill "
+                             "its partitions by start/end, without a cron")
+        return Schedule(selection["cron"], selection.get("timezone") or "UTC", id="cron")
+    if selection.get("trigger_id"):
+        schedule = workflow.get_schedule(selection["trigger_id"])
+        if workflow.partitions is not None and not isinstance(workflow.partitions, TimeWindowPartitions):
+            raise ValueError(f"trigger_id: workflow {workflow.name!r} is partitioned by {workflow.partitions!r}: a "
+                             "schedule tick runs the time partition that ended by it, and these partitions are not "
+                             "time windows")
+        return schedule
+    if workflow.schedule is None:
+        raise ValueError(f"workflow: {workflow.name!r} has neither partitions nor a schedule; replay it over a range "
+                         "at the ticks of a cron: backfill(..., start=, end=, cron=\"0 0 * * *\")")
+    return workflow.schedule
+
+
+def _first_tick_with_a_partition(workflow: Workflow, ticks: Sequence[str]) -> int:
+    """The index of the first tick by which a partition of ``workflow`` has ended (ticks in time order)."""
+    pdef = workflow.partitions
+    assert pdef is not None
+    lo, hi = 0, len(ticks)
+    while lo < hi:  # the number of ended partitions only grows with time: bisect
+        mid = (lo + hi) // 2
+        if len(pdef.get_partition_keys(datetime.fromisoformat(ticks[mid]))):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def clip_to_now(selection: Mapping[str, Any], workflows: Sequence[Workflow], now: datetime) -> dict[str, Any]:
+    """A tick selection whose ``end`` lies after ``now`` ends at ``now``: only past ticks are replayed (a future
+    tick is the live schedule's). The end is read in each tick source's timezone (a naive time is local)."""
+    clipped = dict(selection)
+    if selection["kind"] != "time" or not selection.get("end"):
+        return clipped
+    for workflow in workflows:
+        if is_tick_selection(workflow, selection):
+            tz = zone(tick_source(workflow, selection).timezone)
+            if local_datetime(selection["end"], tz, "end") > now:
+                clipped["end"] = now.isoformat()
+                break
+    return clipped
+
+
+def trigger_of(workflows: Sequence[Workflow], selection: Mapping[str, Any],
+               tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(workflow, schedule id)`` when a backfill replays the ticks of one schedule of one workflow (by a
+    ``trigger_id``, the workflow's own schedule, or a rerun of such a backfill, tagged ``anachron/trigger``):
+    a trigger has at most one active backfill. ``None`` for partitions and cron ticks."""
+    if len(workflows) != 1 or selection.get("cron"):
+        return None
+    workflow = workflows[0]
+    if not is_tick_selection(workflow, selection):
+        return None
+    schedule_id = selection.get("trigger_id") or tags.get(TRIGGER_TAG)
+    if schedule_id is None and workflow.schedule is not None:
+        schedule_id = workflow.schedule.id
+    if schedule_id is None or not any(s.id == schedule_id for s in workflow.schedules):
+        return None
+    return workflow.name, str(schedule_id)
+
+
+#: the request field each kind of selection comes from (what an error about it names)
+SELECTION_FIELDS = {"keys": "partition_keys", "range": "partition_range", "time": "start", "all": "selection"}
+
+
+def resolve_for(workflow: Workflow, selection: Mapping[str, Any], now: datetime,
+                dynamic: Mapping[str, Sequence[str]], several: bool) -> KeySequence:
+    """``resolve_keys``, whose error — when the selection names several workflows — says which one the range
+    does not fit, and names the request's field: ``partition_range: workflow 'b': unknown partition key ...``."""
+    try:
+        return resolve_keys(workflow, selection, now, dynamic)
+    except ValueError as exc:
+        if not several:
+            raise
+        message = str(exc)
+        field = SELECTION_FIELDS.get(selection["kind"], "selection")
+        head, sep, rest = message.partition(": ")
+        if sep and head.isidentifier():  # it names a field already (start: ..., cron: ...)
+            field, message = head, rest
+        if repr(workflow.name) not in message:
+            message = f"workflow {workflow.name!r}: {message}"
+        raise ValueError(f"{field}: {message}") from None
+
+
 def schedule_id_of(workflow: Workflow, selection: Mapping[str, Any]) -> str:
     """The id of the schedule whose ticks a tick selection replays."""
     if selection.get("trigger_id"):
@@ -138,7 +237,8 @@ def is_tick_selection(workflow: Workflow, selection: Mapping[str, Any]) -> bool:
     """Whether a selection names schedule ticks (rather than partitions) for this workflow."""
     if selection["kind"] == "workflow_keys":
         return bool(selection.get("ticks"))
-    return selection["kind"] == "time" and (workflow.partitions is None or "trigger_id" in selection)
+    return selection["kind"] == "time" and (workflow.partitions is None or "trigger_id" in selection
+                                            or "cron" in selection)
 
 
 def kept_ranges(keys: Sequence[str], status: Mapping[str, str], reprocess: str) -> list[tuple[int, int]] | None:
@@ -270,7 +370,7 @@ class WorkflowPlan:
         elif strategy.kind == SINGLE_RUN and not is_ticks:
             self.num_runs = 1
         elif strategy.kind == BATCHED and not is_ticks:
-            self.num_runs = -(-n // (strategy.max_partitions_per_run or 1))
+            self.num_runs = -(-n // (strategy.batch_size or 1))
         elif strategy.kind == PER_DIMENSION and not is_ticks:
             self._groups = _per_dimension_groups(workflow, self.keys, strategy)
             self.num_runs = len(self._groups)
@@ -297,7 +397,7 @@ class WorkflowPlan:
             return (self.keys[j],)
         if kind == SINGLE_RUN:
             return tuple(self.keys)
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         return tuple(self.keys[j * size:(j + 1) * size])
 
@@ -314,7 +414,7 @@ class WorkflowPlan:
         n = len(self.keys)
         if kind == SINGLE_RUN:
             return (self.keys[0], self.keys[n - 1]) if n else None
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         first, last = j * size, min(n, (j + 1) * size) - 1
         return (self.keys[first], self.keys[last]) if first <= last else None
@@ -329,7 +429,7 @@ class WorkflowPlan:
             return [(k,) for k in self.keys[j0:j1]]
         if kind == SINGLE_RUN:
             return [tuple(self.keys)] if j0 < j1 else []
-        size = self.strategy.max_partitions_per_run
+        size = self.strategy.batch_size
         assert size is not None
         keys = self.keys[j0 * size:j1 * size]
         return [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
@@ -553,7 +653,7 @@ def freeze_plan(workflows: Sequence[Workflow], selection: Mapping[str, Any], str
     resolved = dict(resolved or {})
     for workflow in workflows:
         if workflow.name not in resolved:
-            resolved[workflow.name] = resolve_keys(workflow, selection, now, dynamic)
+            resolved[workflow.name] = resolve_for(workflow, selection, now, dynamic, len(workflows) > 1)
         keys = resolved[workflow.name]
         kept[workflow.name] = kept_ranges(keys, statuses.get(workflow.name, {}), reprocess)
         checks[workflow.name] = key_check(workflow, keys)

@@ -265,16 +265,18 @@ class BackfillRecord:
     ended_at: float | None
 
     def to_status(self, run_ids: list[str] | None = None, queued: int = 0, running: int = 0,
-                  workflows: Mapping[str, Mapping[str, int]] | None = None) -> BackfillStatus:
-        """The public status; ``workflows``: per workflow, its partitions by status (``workflow_counts``);
-        without it, a one-workflow backfill's come from its counters."""
+                  workflows: Mapping[str, Mapping[str, int]] | None = None,
+                  request: Any = None) -> BackfillStatus:
+        """The public status. ``workflows``: per workflow, its partitions by status (``workflow_counts``;
+        without it, a one-workflow backfill's come from its counters); ``request``: what was asked, decoded by
+        the caller (``requests.asked_request``)."""
         return BackfillStatus(
             backfill_id=self.backfill_id, status=BackfillState(self.status), total_partitions=self.total_partitions,
             completed_partitions=self.completed, failed_partitions=self.failed,
-            canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error, tags=dict(self.tags),
-            workflows=self.workflow_counts(workflows), total_runs=self.total_runs, queued_runs=queued,
-            running_runs=running,
-            created_at=utc(self.created_at), ended_at=utc(self.ended_at),
+            canceled_partitions=self.canceled, run_ids=list(run_ids or []), error=self.error,
+            tags=list(self.tags.items()), workflows=self.workflow_counts(workflows), total_runs=self.total_runs,
+            queued_runs=queued, running_runs=running, created_at=utc(self.created_at), ended_at=utc(self.ended_at),
+            request=request, created_by=self.request.get("created_by"),
         )
 
 

@@ -18,6 +18,7 @@ from .engine.coordinator import Coordinator
 from .engine.daemon import Daemon
 from .engine.executors.base import Executor
 from .engine.executors.local import LocalExecutor
+from .engine.pools import tag_pools
 from .engine.queue import QueueLimits
 from .engine.runs import RunService
 from .engine.scheduler import schedule_statuses, set_paused
@@ -95,7 +96,9 @@ class CodeRepository:
             registry=self.workflow_registry,
             storage_handle=StorageHandle(self.storage_url, storage if isinstance(storage, Storage) else None),
             executor=self.executor, limits=limits, clock=engine_clock, identity=WorkerIdentity.new(),
-            lease_seconds=self.lease_seconds, pools=dict(self.run_queue.pools), log_limit=log_limit)
+            lease_seconds=self.lease_seconds, log_limit=log_limit,
+            # task calls count against pools and, by their tags, against tag limits (slots in storage)
+            pools={**self.run_queue.pools, **tag_pools(self.run_queue.tag_concurrency_limits)})
         self._coordinator = Coordinator(self._engine)
         self._runs = RunService(self._engine, self._coordinator)
         self._backfills = BackfillService(self._engine, self._coordinator)
@@ -119,10 +122,16 @@ class CodeRepository:
     def run(self, workflow: str | Workflow, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
             tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, run_name: str | None = None,
             scheduled_time: datetime | None = None, idempotency_key: str | None = None,
-            environ: Mapping[str, str] | None = None, block: bool = True) -> Run:
-        """Submit one run (and by default wait for it). The same ``idempotency_key`` returns the same run."""
+            environ: Mapping[str, str] | None = None, block: bool = True, coordinate: bool = True) -> Run:
+        """Submit one run (and by default wait for it). The same ``idempotency_key`` returns the same run.
+
+        A ``scheduled_time`` in the future defers it (Prefect's ``--start-at``): it stays queued until then, and
+        this process (or a daemon, or any process waiting on it) starts it then; its logical time is the
+        scheduled time. With ``block=False`` it runs here while the repository lives; at exit (or ``close()``)
+        an unfinished run is handed back, queued, with a line on stderr. ``coordinate=False`` (with
+        ``block=False``) only stores it: a daemon or the next process waiting on it runs it."""
         record = self._runs.submit(self.workflow(workflow), partition_key, params, tags, run_name, scheduled_time,
-                                   idempotency_key, environ)
+                                   idempotency_key, environ, coordinate=coordinate or block)
         if block and record.status in ("queued", "running"):
             record = self._runs.wait(record.run_id)
         return record.to_run()
@@ -270,41 +279,49 @@ class CodeRepository:
                  config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
                  reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
                  block: bool = True, dry_run: bool = False, include: str = "selection",
-                 coordinate: bool = True) -> BackfillResult:
+                 coordinate: bool = True, cron: str | None = None, timezone: str | None = None) -> BackfillResult:
         """Run a workflow as if triggered over past partitions (or schedule ticks). See SPEC §2.
 
         ``include``: ``"selection"`` (the workflows named), ``"downstream"`` / ``"upstream"`` (plus every workflow
         downstream / upstream of them, for the keys mapped through the graph: SPEC §8).
+        ``cron`` (with ``timezone``, default UTC): for a workflow without partitions, one run per tick of the
+        cron in ``[start, end]``, each at its tick's logical time (an ``end`` after now ends at now).
         ``coordinate=False`` (with ``block=False``) only stores the backfill, ``requested``: the daemon or
         the next process that waits on it leads it."""
         from .requests import BackfillRequest
 
         request = BackfillRequest.from_python(
             workflow, selection, partition_keys, partition_range, start, end, strategy, failure_policy,
-            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run, include=include)
+            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run, include=include,
+            cron=cron, timezone=timezone)
         return self._backfills.create(request, block=block, coordinate=coordinate)
 
-    def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True) -> BackfillResult:
-        """Submit a validated ``BackfillRequest`` (what the CLI and the HTTP API build)."""
-        return self._backfills.create(request, block=block, coordinate=coordinate)
+    def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True,
+                        created_by: str | None = None) -> BackfillResult:
+        """Submit a validated ``BackfillRequest`` (what the CLI and the HTTP API build). ``created_by``: who asks
+        (the server passes its API token's name); by default the OS user of this process."""
+        return self._backfills.create(request, block=block, coordinate=coordinate, created_by=created_by)
 
     def backfill_schedule(self, workflow: str | Workflow, trigger_id: str = "schedule", start: Any = None,
                           end: Any = None, inputs: Mapping[str, Any] | None = None, labels: Any = None,
                           block: bool = True, dry_run: bool = False, coordinate: bool = True,
-                          **options: Any) -> BackfillResult:
-        """Replay the cron ticks of one schedule in ``[start, end]`` (Kestra-style): a backfill like any other."""
+                          created_by: str | None = None, **options: Any) -> BackfillResult:
+        """Replay the cron ticks of one schedule in ``[start, end]`` (Kestra-style): a backfill like any other.
+        Only past ticks: an ``end`` after now (or none) ends at now. A trigger has one active backfill at a
+        time: a second is refused (``ConflictError``, naming the active one)."""
         from .requests import BackfillRequest
 
         wf = self.workflow(workflow)
         wf.get_schedule(trigger_id)
         request = BackfillRequest.for_schedule(wf, trigger_id, start=start, end=end, inputs=inputs, labels=labels,
                                                dry_run=dry_run, **options)
-        return self._backfills.create(request, block=block, coordinate=coordinate)
+        return self._backfills.create(request, block=block, coordinate=coordinate, created_by=created_by)
 
     def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
-                       coordinate: bool = True) -> BackfillResult:
+                       coordinate: bool = True, created_by: str | None = None) -> BackfillResult:
         """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
-        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate)
+        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate,
+                                     created_by=created_by)
 
     def pause_backfill(self, backfill_id: str) -> BackfillStatus:
         """Stop starting new runs of the backfill; runs in flight finish."""

@@ -83,6 +83,9 @@ class BackfillRequest(BaseModel):
     start: str | None = None
     end: str | None = None
     trigger_id: str | None = None
+    cron: str | None = Field(None, description="With start/end, for a workflow without partitions: one run per "
+                                               "tick of this cron in [start, end], at the tick's logical time")
+    timezone: str | None = Field(None, description="The cron's timezone (default UTC)")
     strategy: Annotated[Any, WithJsonSchema(STRATEGY_SCHEMA)] = None
     failure_policy: Literal["continue", "stop_on_failure"] = "continue"
     max_concurrency: int = 4
@@ -133,6 +136,27 @@ class BackfillRequest(BaseModel):
             raise ValueError(f"{value!r} is not an ISO-8601 date or datetime") from None
         return text
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .partitions.time_grid import check_cron
+
+            check_cron(value, "cron")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .schedules import zone
+
+            try:
+                zone(value)
+            except ValueError:
+                raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
     @field_validator("strategy", mode="before")
     @classmethod
     def _strategy(cls, value: Any) -> Any:
@@ -162,6 +186,13 @@ class BackfillRequest(BaseModel):
                              f"got {' and '.join(given)}")
         if self.end is not None and self.start is None:
             raise ValueError("start: a time range needs a start")
+        if self.cron is not None:
+            if self.trigger_id is not None:
+                raise ValueError("cron: give a cron or a trigger_id (a schedule's ticks), not both")
+            if self.start is None:
+                raise ValueError("start: a backfill over the ticks of a cron needs a start (and an end, or now)")
+        elif self.timezone is not None:
+            raise ValueError("timezone: it is the cron's timezone; give a cron too")
         priority_of(self.tag_dict(), BACKFILL_PRIORITY)  # the priority tag must be an integer
         return self
 
@@ -200,7 +231,8 @@ class BackfillRequest(BaseModel):
                     config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
                     reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
                     dry_run: bool = False, trigger_id: str | None = None,
-                    include: str = "selection") -> BackfillRequest:
+                    include: str = "selection", cron: str | None = None,
+                    timezone: str | None = None) -> BackfillRequest:
         """The request ``repo.backfill(...)`` describes (workflow objects, ``PartitionKeyRange`` and
         ``BackfillStrategy`` accepted as well as their JSON forms)."""
         if strategy is not None and not isinstance(strategy, BackfillStrategy):
@@ -220,7 +252,8 @@ class BackfillRequest(BaseModel):
             "selection": None if selection is None else [w.name if isinstance(w, Workflow) else w for w in selection],
             "partition_keys": None if partition_keys is None else list(partition_keys),
             "partition_range": None if partition_range is None else _range_json(partition_range),
-            "start": start, "end": end, "trigger_id": trigger_id, "strategy": strategy,
+            "start": start, "end": end, "trigger_id": trigger_id, "cron": cron, "timezone": timezone,
+            "strategy": strategy,
             "failure_policy": failure_policy, "max_concurrency": max_concurrency,
             "tags": [{"key": k, "value": v} for k, v in normalize_tags(tags).items()],
             "config": {k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()},
@@ -258,14 +291,81 @@ class RunRequest(BaseModel):
     tags: list[Tag] = Field(default_factory=list)
     run_name: str | None = None
     idempotency_key: str | None = None
+    scheduled_time: str | None = Field(None, description="ISO-8601 (no offset: UTC). In the future, the run waits "
+                                                         "queued until then (Prefect's --start-at); its logical time")
 
     @field_validator("idempotency_key")
     @classmethod
     def _idempotency_key(cls, value: str | None) -> str | None:
         return BackfillRequest._idempotency_key(value)
 
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _scheduled_time(cls, value: Any) -> str | None:
+        return BackfillRequest._time(value, None)
+
     def tag_dict(self) -> dict[str, str]:
         return {t.key: t.value for t in self.tags}
+
+
+def model_type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a record of ``anachron.models`` (``BackfillStatus.request`` is a
+    ``BackfillRequest``, named there only for type checkers: pydantic stays unloaded by ``import anachron``)."""
+    import typing
+
+    return typing.get_type_hints(cls, localns={"BackfillRequest": BackfillRequest})
+
+
+# -- what was asked, as a backfill keeps it ------------------------------------------------------------------
+def asked_json(request: BackfillRequest, created_by: str) -> dict[str, Any]:
+    """What a backfill row keeps of its request (``BackfillStatus.request``, ``created_by``): the request's JSON,
+    its params and config encoded as runs' are (dates and datetimes come back as such)."""
+    from .params import encode_params
+
+    data = request.model_dump(mode="json", by_alias=True, exclude={"params", "config"})
+    data["params"] = encode_params(request.params)
+    data["config"] = {name: encode_params(values) for name, values in request.config.items()}
+    return {"asked": data, "created_by": created_by}
+
+
+def asked_request(stored: Mapping[str, Any]) -> BackfillRequest | None:
+    """The request a backfill row keeps (see ``asked_json``); for a row written before requests were kept, the
+    request its frozen plan and rules say it was (``None`` if even that cannot be read)."""
+    from .params import decode_params
+
+    asked = stored.get("asked")
+    try:
+        data = dict(asked) if asked is not None else _asked_from_plan(stored)
+        data["params"] = decode_params(data.get("params"))
+        data["config"] = {name: decode_params(values) for name, values in (data.get("config") or {}).items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+    try:
+        return BackfillRequest.model_validate(data)
+    except ValidationError:  # kept under older rules: shown as it was kept
+        return BackfillRequest.model_construct(**data)
+
+
+def _asked_from_plan(stored: Mapping[str, Any]) -> dict[str, Any]:
+    plan = stored["plan"]
+    selection = plan["selection"]
+    names = list(plan["workflows"])
+    data: dict[str, Any] = {"workflow": names[0]} if len(names) == 1 else {"selection": names}
+    kind = selection["kind"]
+    if kind == "keys":
+        data["partition_keys"] = list(selection["keys"])
+    elif kind == "range":
+        data["partition_range"] = _range_json(PartitionKeyRange.from_dict(selection["range"]))
+    elif kind == "time":
+        data.update({k: selection[k] for k in ("start", "end", "trigger_id", "cron", "timezone") if selection.get(k)})
+    params = stored.get("params")
+    data.update(strategy=plan.get("strategy"), reprocess=plan.get("reprocess", "all"),
+                order=plan.get("order", "oldest_first"), failure_policy=stored.get("failure_policy", "continue"),
+                max_concurrency=stored.get("max_concurrency", 4),
+                tags=[{"key": k, "value": v} for k, v in (stored.get("tags") or {}).items()],
+                params=params if isinstance(params, str) else None, config={
+                    w: c for w, c in (stored.get("config") or {}).items() if isinstance(c, str)})
+    return data
 
 
 def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:

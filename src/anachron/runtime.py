@@ -104,7 +104,7 @@ def execute(job: RunJob, workflow: Any, cancel_event: CancelToken | None = None,
     )
     status, error, result, exception = SUCCESS, None, None, None
     ctx_token = bind_context(ctx)
-    clock_token = clock.bind_clock(clock.RunClock(job.logical_time, _time.monotonic()))
+    clock_token = clock.bind_clock(clock.RunClock(job.logical_time))
     output_token = bind_output(runlog) if capture_streams else None
     try:
         ctx.raise_if_canceled()  # canceled while it waited for a worker
@@ -195,10 +195,11 @@ def call_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def _pool_slot(ctx: RunContext | None, task: Any) -> Iterator[None]:
-    if task.pool is None or ctx is None or ctx._pools is None:
+    """A slot of the task's pool and of every tag limit its tags match, held for the call."""
+    if (task.pool is None and not task.tags) or ctx is None or ctx._pools is None:
         yield
         return
-    with ctx._pools.slot(task.pool, ctx.run_id, ctx._cancel):
+    with ctx._pools.slots(task.pool, task.tags, ctx.run_id, ctx._cancel):
         yield
 
 

@@ -1,35 +1,41 @@
-"""How a backfill groups its partitions into runs."""
+"""How a backfill groups its partitions into runs.
+
+``BackfillStrategy.multi_run()``, ``.single_run()``, ``.per_dimension(...)`` and ``.batched(n)`` return instances
+of the nested types ``BackfillStrategy.MultiRun``, ``.SingleRun``, ``.PerDimension`` and ``.Batched`` (the
+Rivers backfill API's types): ``isinstance(s, BackfillStrategy.PerDimension)`` tells them apart, and a
+``PerDimension`` carries its dimension lists as ``.multi_run`` and ``.single_run``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 MULTI_RUN, SINGLE_RUN, PER_DIMENSION, BATCHED = "multi_run", "single_run", "per_dimension", "batched"
 
 
-@dataclass(frozen=True)
 class BackfillStrategy:
     """Build with ``multi_run()``, ``single_run()``, ``per_dimension(...)`` or ``batched(n)``."""
 
-    kind: str
-    multi_run_dimensions: tuple[str, ...] = ()
-    single_run_dimensions: tuple[str, ...] = ()
-    max_partitions_per_run: int | None = None
+    kind: ClassVar[str]
+    MultiRun: ClassVar[type[MultiRunStrategy]]
+    SingleRun: ClassVar[type[SingleRunStrategy]]
+    PerDimension: ClassVar[type[PerDimensionStrategy]]
+    Batched: ClassVar[type[BatchedStrategy]]
 
     @classmethod
-    def multi_run(cls) -> BackfillStrategy:
+    def multi_run(cls) -> MultiRunStrategy:
         """One run per partition key (the default)."""
-        return cls(MULTI_RUN)
+        return MultiRunStrategy()
 
     @classmethod
-    def single_run(cls) -> BackfillStrategy:
+    def single_run(cls) -> SingleRunStrategy:
         """All keys in one run."""
-        return cls(SINGLE_RUN)
+        return SingleRunStrategy()
 
     @classmethod
-    def per_dimension(cls, multi_run: Sequence[str], single_run: Sequence[str]) -> BackfillStrategy:
+    def per_dimension(cls, multi_run: Sequence[str], single_run: Sequence[str]) -> PerDimensionStrategy:
         """One run per combination of the ``multi_run`` dimensions, covering all ``single_run`` keys.
 
         Dimensions named in neither list are treated as ``multi_run``.
@@ -38,24 +44,33 @@ class BackfillStrategy:
         both = sorted(set(multi) & set(single))
         if both:
             raise ValueError(f"per_dimension: dimension {both[0]!r} is in both multi_run and single_run")
-        return cls(PER_DIMENSION, multi_run_dimensions=multi, single_run_dimensions=single)
+        return PerDimensionStrategy(list(multi), list(single))
 
     @classmethod
-    def batched(cls, max_partitions_per_run: int) -> BackfillStrategy:
+    def batched(cls, max_partitions_per_run: int) -> BatchedStrategy:
         """Consecutive keys in runs of at most ``max_partitions_per_run``."""
         size = max_partitions_per_run
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(
                 f"batched: max_partitions_per_run must be an integer >= 1, got {max_partitions_per_run!r}"
             )
-        return cls(BATCHED, max_partitions_per_run=max_partitions_per_run)
+        return BatchedStrategy(max_partitions_per_run)
+
+    # -- what planning reads, whatever the type ---------------------------------------------------
+    @property
+    def multi_run_dimensions(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def single_run_dimensions(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def batch_size(self) -> int | None:
+        """Keys per run of a ``batched`` strategy (``None`` for the others)."""
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        if self.kind == PER_DIMENSION:
-            return {"per_dimension": {"multi_run": list(self.multi_run_dimensions),
-                                      "single_run": list(self.single_run_dimensions)}}
-        if self.kind == BATCHED:
-            return {"batched": self.max_partitions_per_run}
         return {self.kind: True}
 
     @classmethod
@@ -76,6 +91,68 @@ class BackfillStrategy:
             if kind == PER_DIMENSION and isinstance(value, dict):
                 return cls.per_dimension(value.get("multi_run", []), value.get("single_run", []))
         raise ValueError(f"strategy: cannot read {data!r}")
+
+
+@dataclass(frozen=True)
+class MultiRunStrategy(BackfillStrategy):
+    """One run per partition key."""
+
+    kind: ClassVar[str] = MULTI_RUN
+
+
+@dataclass(frozen=True)
+class SingleRunStrategy(BackfillStrategy):
+    """All keys in one run."""
+
+    kind: ClassVar[str] = SINGLE_RUN
+
+
+@dataclass(frozen=True)
+class PerDimensionStrategy(BackfillStrategy):
+    """One run per combination of the ``multi_run`` dimensions, covering every key of the ``single_run`` ones."""
+
+    kind: ClassVar[str] = PER_DIMENSION
+    # ``field()`` without a default: the instance's lists, while ``PerDimension.multi_run()`` stays the factory
+    multi_run: list[str] = field()  # type: ignore[assignment]
+    single_run: list[str] = field()  # type: ignore[assignment]
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.multi_run), tuple(self.single_run)))
+
+    @property
+    def multi_run_dimensions(self) -> tuple[str, ...]:
+        return tuple(self.multi_run)
+
+    @property
+    def single_run_dimensions(self) -> tuple[str, ...]:
+        return tuple(self.single_run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {PER_DIMENSION: {"multi_run": list(self.multi_run), "single_run": list(self.single_run)}}
+
+
+@dataclass(frozen=True)
+class BatchedStrategy(BackfillStrategy):
+    """Consecutive keys in runs of at most ``max_partitions_per_run``."""
+
+    kind: ClassVar[str] = BATCHED
+    max_partitions_per_run: int
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.max_partitions_per_run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {BATCHED: self.max_partitions_per_run}
+
+
+for _cls, _name in ((MultiRunStrategy, "MultiRun"), (SingleRunStrategy, "SingleRun"),
+                   (PerDimensionStrategy, "PerDimension"), (BatchedStrategy, "Batched")):
+    _cls.__qualname__ = f"BackfillStrategy.{_name}"  # its repr, and where pickle finds it
+BackfillStrategy.MultiRun = MultiRunStrategy
+BackfillStrategy.SingleRun = SingleRunStrategy
+BackfillStrategy.PerDimension = PerDimensionStrategy
+BackfillStrategy.Batched = BatchedStrategy
 
 
 def _dimension_list(value: Sequence[str], name: str) -> tuple[str, ...]:

@@ -21,3 +21,9 @@ def py_workflow(day: str, times: int = 1):
 
 def explode(**kwargs):
     raise RuntimeError("boom from flowjobs.explode")
+
+
+def shift(offset: float, day, label: str, many: bool, items: list):
+    """Arithmetic on typed parameters: a FLOAT input that arrived as text would fail here (TypeError)."""
+    return {"shifted": offset + 0.5, "offset_type": type(offset).__name__, "day_type": type(day).__name__,
+            "weekday": day.isoweekday(), "label": label, "many": many, "items": items}

@@ -26,9 +26,10 @@ With `ANACHRON_API_TOKEN` set, send `Authorization: Bearer <token>`.
 
 
 def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool = True,
-               scan_seconds: float = 1.0, ui: bool = True) -> FastAPI:
-    """The ASGI app serving ``repo``. ``token``: require it on every route (see ``api.auth``); ``daemon``:
-    run the daemon's loop while the app runs; ``ui``: serve the web UI at ``/``."""
+               scan_seconds: float = 1.0, ui: bool = True, token_name: str = auth.DEFAULT_TOKEN_NAME) -> FastAPI:
+    """The ASGI app serving ``repo``. ``token``: require it on every route (see ``api.auth``); ``token_name``: who
+    its holder is recorded as (a backfill's ``created_by``); ``daemon``: run the daemon's loop while the app
+    runs; ``ui``: serve the web UI at ``/``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +46,7 @@ def create_app(repo: CodeRepository, *, token: str | None = None, daemon: bool =
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.repo = repo
     app.state.token = token
+    app.state.token_name = token_name
     errors.install(app)
     app.add_middleware(cache.StatusCache)  # inside the guard (the middleware added last runs first)
     app.add_middleware(auth.Guard, token=token)

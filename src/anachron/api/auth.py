@@ -22,6 +22,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .errors import error_response
 
 COOKIE = "anachron_token"
+#: Who a backfill created over HTTP is recorded as (``BackfillStatus.created_by``): the token's name —
+#: ``ANACHRON_API_TOKEN_NAME``, else this — or, on a server without a token, ``ANONYMOUS``.
+DEFAULT_TOKEN_NAME = "api-token"
+ANONYMOUS = "anonymous"
 OPEN_PREFIXES = ("/static/", "/docs/assets/", "/login", "/api/v1/health")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -34,6 +38,14 @@ def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def caller(request: Request) -> str:
+    """The identity of a request that passed the guard: the server token's name, or ``anonymous`` when the
+    server has no token."""
+    if request.app.state.token is None:
+        return ANONYMOUS
+    return str(getattr(request.app.state, "token_name", DEFAULT_TOKEN_NAME))
 
 
 def cross_site(request: Request) -> bool:

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..models import InvalidTransition, NotFoundError
+from ..models import ConflictError, NotFoundError
 from ..requests import describe_errors
 from ..storage import StorageRejected, StorageUnavailable
 
@@ -120,7 +120,7 @@ def install(app: FastAPI) -> None:
     async def bad_value(request: Request, exc: Exception) -> JSONResponse:
         return error_response(400, str(exc))
 
-    async def invalid_transition(request: Request, exc: Exception) -> JSONResponse:
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
         return error_response(409, str(exc))
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -138,7 +138,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(NotFoundError, not_found)
-    app.add_exception_handler(InvalidTransition, invalid_transition)  # a ValueError: before the next line
+    app.add_exception_handler(ConflictError, conflict)  # a ValueError: its own handler comes first (by its MRO)
     app.add_exception_handler(ValueError, bad_value)  # RequestError and every field check of the engine
     app.add_exception_handler(StorageUnavailable, unavailable)
     app.add_exception_handler(StorageRejected, rejected)

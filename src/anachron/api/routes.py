@@ -12,11 +12,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from .. import __version__
+from ..clock import to_datetime
 from ..graph import Graph
 from ..models import BACKFILL_STATUSES, RUN_STATUSES, BackfillStatus, Run, ScheduleStatus
 from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
 from . import schemas
+from .auth import caller
 from .errors import ApiError, storable_body
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many (newest first)")]
@@ -149,13 +151,14 @@ def create_backfill(body: BackfillRequest, request: Request, response: Response)
     """Create a backfill (the body mirrors ``repo.backfill``), or with ``"dry_run": true`` see exactly what
     would run. The answer lists at most 1,000 keys, run groups and run ids."""
     repo = repo_of(request)
-    result = repo.create_backfill(body, block=False, coordinate=True)
+    result = repo.create_backfill(body, block=False, coordinate=True, created_by=caller(request))
     if result.is_dry_run:
         response.status_code = 200
     return schemas.backfill_created(result)
 
 
-@router.get("/backfills", response_model=list[BackfillStatus], tags=["backfills"])
+@router.get("/backfills", response_model=list[schemas.BackfillStatusOut],  # type: ignore[valid-type]
+            tags=["backfills"])
 def list_backfills(request: Request, status: StatusFilter = None, workflow: str | None = None,
                    limit: Limit = 100, offset: Offset = 0) -> list[BackfillStatus]:
     """Backfills, newest first (``run_ids`` left empty: ask one backfill for its own)."""
@@ -163,7 +166,7 @@ def list_backfills(request: Request, status: StatusFilter = None, workflow: str 
                                            offset=offset)
 
 
-@router.get("/backfills/{backfill_id}", response_model=BackfillStatus, tags=["backfills"])
+@router.get("/backfills/{backfill_id}", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def get_backfill(backfill_id: str, request: Request,
                  include_run_ids: Annotated[bool, Query(description="List every run id (slow for big ones)")]
                  = False) -> BackfillStatus:
@@ -181,17 +184,17 @@ def backfill_grid(backfill_id: BackfillId, request: Request, max_cells: MaxCells
     return schemas.BackfillGridOut.of(repo_of(request).backfill_grid(backfill_id, max_cells))
 
 
-@router.post("/backfills/{backfill_id}/pause", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/pause", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def pause_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     return repo_of(request).pause_backfill(backfill_id)
 
 
-@router.post("/backfills/{backfill_id}/resume", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/resume", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def resume_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     return repo_of(request).resume_backfill(backfill_id)
 
 
-@router.post("/backfills/{backfill_id}/cancel", response_model=BackfillStatus, tags=["backfills"])
+@router.post("/backfills/{backfill_id}/cancel", response_model=schemas.BackfillStatusOut, tags=["backfills"])
 def cancel_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus:
     """Cancel: queued runs at once, running ones stopped by the process running them. Cancelling a
     finished backfill changes nothing; the answer is its status either way."""
@@ -205,7 +208,7 @@ def cancel_backfill(backfill_id: BackfillId, request: Request) -> BackfillStatus
 def rerun_backfill(backfill_id: BackfillId, request: Request, response: Response,
                    dry_run: Annotated[bool, Query()] = False) -> Any:
     """A new backfill of the failed and canceled partitions only."""
-    result = repo_of(request).rerun_backfill(backfill_id, block=False, dry_run=dry_run)
+    result = repo_of(request).rerun_backfill(backfill_id, block=False, dry_run=dry_run, created_by=caller(request))
     if result.is_dry_run:
         response.status_code = 200
     return schemas.backfill_created(result)
@@ -214,10 +217,12 @@ def rerun_backfill(backfill_id: BackfillId, request: Request, response: Response
 # -- runs ---------------------------------------------------------------------------------------------
 @router.post("/runs", response_model=Run, status_code=201, tags=["runs"])
 def create_run(body: RunRequest, request: Request) -> Run:
-    """Submit one run; the same ``idempotency_key`` for the same workflow answers the same run."""
+    """Submit one run; the same ``idempotency_key`` for the same workflow answers the same run. A future
+    ``scheduled_time`` defers it: queued until then (the server starts it then), at that logical time."""
     repo = repo_of(request)
     wf = repo.workflow(body.workflow)
     return repo.run(wf, body.partition_key, body.params, body.tag_dict(), body.run_name,
+                    scheduled_time=to_datetime(body.scheduled_time, "scheduled_time") if body.scheduled_time else None,
                     idempotency_key=body.idempotency_key, block=False)
 
 

@@ -12,21 +12,22 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, get_type_hints
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..definitions import Workflow
 from ..grid import BackfillGrid, GridCell, PartitionGrid
-from ..models import BackfillResult, ScheduleStatus
+from ..models import BackfillResult, BackfillStatus, ScheduleStatus
 from ..partitions import MultiPartitions
+from ..requests import model_type_hints
 
 #: How many partition keys, run groups and run ids a backfill answer lists at most.
 PREVIEW = 1000
 
 
 def _from_dataclass(name: str, cls: type, overrides: dict[str, Any], extra: dict[str, Any]) -> type[BaseModel]:
-    hints = get_type_hints(cls)
+    hints = model_type_hints(cls)
     fields_: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         kind = overrides.get(f.name, hints[f.name])
@@ -49,6 +50,10 @@ BackfillCreated = _from_dataclass(
                                                           "may stop before it)")),
      "preview_truncated": (bool, Field(False, description=f"True when partition_keys, plan or run_ids list only "
                                                           f"the first {PREVIEW}"))})
+
+
+#: ``BackfillStatus`` as answered (its ``request`` is the request's own model: the POST body's schema)
+BackfillStatusOut = _from_dataclass("BackfillStatus", BackfillStatus, {}, {})
 
 
 def backfill_created(result: BackfillResult) -> BaseModel:

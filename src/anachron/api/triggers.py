@@ -7,7 +7,11 @@ or of a Python workflow with schedules. A flow is found by ``flowId`` (the workf
 schedule's id. The answer is Kestra's trigger object plus ``backfill_id``.
 
 A trigger has at most one backfill in flight (as in Kestra): putting another while one is active is a
-409. Pause, unpause and delete act on that one; delete cancels what has not run yet.
+409 — the rule is the engine's, so a backfill of the trigger made through any other door (the Python API,
+the CLI, the web UI, ``POST /api/v1/backfills``) counts too. Pause, unpause and delete act on that one;
+delete cancels what has not run yet. ``backfill.max_concurrency`` (an anachron addition) sets how many of
+its runs may run at once (default 4, as ``POST /api/v1/backfills``). Errors name the body's fields
+(``backfill.inputs: ...``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..definitions import Workflow
 from ..engine.led import StoredRequest
-from ..models import ACTIVE_BACKFILL_STATUSES, TRIGGER_TAG, BackfillStatus
+from ..models import ACTIVE_BACKFILL_STATUSES, TRIGGER_TAG, BackfillStatus, ConflictError
 from ..repository import CodeRepository
 from ..requests import Tag
+from .auth import caller
 from .errors import ApiError, storable_body
 from .routes import repo_of
 from .schemas import namespace_of
@@ -49,6 +54,8 @@ class BackfillSpec(BaseModel):
     end: str | None = Field(None, description="ISO-8601 date or datetime; null: now")
     inputs: dict[str, Any] | None = None
     labels: list[Tag] | None = None
+    max_concurrency: int | None = Field(None, description="Runs of the backfill in flight at once (an anachron "
+                                                          "addition; default 4)")
 
 
 class TriggerBackfill(TriggerRef):
@@ -88,13 +95,17 @@ def backfill_trigger(body: TriggerBackfill, request: Request) -> Trigger:
     """Backfill a schedule trigger over ``[start, end]``, as Kestra does."""
     repo = repo_of(request)
     wf = _flow(repo, body)
-    if _active(repo, wf, body.triggerId) is not None:
-        raise ApiError(409, f"trigger {body.triggerId!r} of flow {body.flowId!r} already has a backfill in "
-                            "progress: pause, unpause or delete it first")
     spec = body.backfill
     labels = [(t.key, t.value) for t in spec.labels or ()]
-    result = repo.backfill_schedule(wf, body.triggerId, start=spec.start, end=spec.end, inputs=spec.inputs,
-                                    labels=labels, block=False)
+    options: dict[str, Any] = {} if spec.max_concurrency is None else {"max_concurrency": spec.max_concurrency}
+    try:  # a second active backfill of the trigger is the engine's ConflictError: a 409
+        result = repo.backfill_schedule(wf, body.triggerId, start=spec.start, end=spec.end, inputs=spec.inputs,
+                                        labels=labels, block=False, created_by=caller(request), **options)
+    except ConflictError as exc:
+        raise ApiError(409, f"trigger {body.triggerId!r} of flow {body.flowId!r}: {_body_fields(str(exc))}; pause, "
+                            "unpause or delete it first") from None
+    except ValueError as exc:
+        raise ApiError(400, _body_fields(str(exc))) from None
     assert result.backfill_id is not None
     return _trigger(repo, wf, body.triggerId, repo.get_backfill(result.backfill_id, include_run_ids=False))
 
@@ -128,6 +139,19 @@ def delete(body: TriggerRef, request: Request) -> Trigger:
                                       "backfill_status": ended.status if ended else None})
 
 
+#: the engine's request fields → where they are in Kestra's body
+_BODY_FIELDS = {"params": "backfill.inputs", "inputs": "backfill.inputs", "tags": "backfill.labels",
+                "labels": "backfill.labels", "start": "backfill.start", "end": "backfill.end",
+                "max_concurrency": "backfill.max_concurrency", "trigger_id": "triggerId"}
+
+
+def _body_fields(message: str) -> str:
+    """An engine message naming a request field (``params: unknown parameter 'x'``) → naming the body's field
+    (``backfill.inputs: unknown parameter 'x'``)."""
+    head, sep, rest = message.partition(":")
+    return f"{_BODY_FIELDS[head]}:{rest}" if sep and head in _BODY_FIELDS else message
+
+
 def _flow(repo: CodeRepository, ref: TriggerRef) -> Workflow:
     wf = repo.workflow_registry.get(ref.flowId)
     if wf is None or namespace_of(wf) != ref.namespace:
@@ -139,7 +163,7 @@ def _flow(repo: CodeRepository, ref: TriggerRef) -> Workflow:
 
 def _active(repo: CodeRepository, wf: Workflow, trigger_id: str) -> BackfillStatus | None:
     for status in repo.list_backfills(list(ACTIVE_BACKFILL_STATUSES), wf.name):
-        if status.tags.get(TRIGGER_TAG) == trigger_id:
+        if dict(status.tags).get(TRIGGER_TAG) == trigger_id:
             return status
     return None
 

@@ -32,7 +32,7 @@ from .common import (
 from .config import load_config
 from .hints import Hints
 from .output import count, jsonable, write_json
-from .render import backfill_table, finish, print_dry_run, print_status, watch_backfill
+from .render import backfill_table, finish, note_clipped, print_dry_run, print_status, watch_backfill
 from .request import Options
 from .streams import echo, guard
 
@@ -54,6 +54,7 @@ RunPanel = "How it runs"
     "--strategy date=single_run",
     "anachron backfill create flows.py etl --partitions 2024-01-05,2024-01-09 --dry-run --output json",
     "anachron backfill create etl --from 2024-01-01 --to 2024-03-31 --server http://anachron.internal:8080",
+    "anachron backfill create flows.py export --start 2026-01-01 --end 2026-01-31 --cron \"0 2 * * *\"",
 ))
 def create(
     positionals: Positionals = None,
@@ -75,6 +76,12 @@ def create(
                                                help="... to TIME (inclusive; default: now).")] = None,
     all_keys: Annotated[bool, typer.Option("--all", rich_help_panel=SelectionPanel,
                                            help="Every partition of the workflow.")] = False,
+    cron: Annotated[Optional[str], typer.Option(
+        "--cron", metavar="EXPR", rich_help_panel=SelectionPanel,
+        help="With --start/--end, for a workflow without partitions: one run per tick of this cron, at the "
+             "tick's logical time (e.g. \"0 0 * * *\").")] = None,
+    timezone: Annotated[Optional[str], typer.Option("--timezone", metavar="TZ", rich_help_panel=SelectionPanel,
+                                                    help="The --cron's timezone (default UTC).")] = None,
     strategy: Annotated[Optional[str], typer.Option(
         "--strategy", metavar="MODE", rich_help_panel=RunPanel,
         help="multi_run (one run per key), single_run, batched=N, or per dimension: DIM=multi_run|single_run,... "
@@ -122,7 +129,8 @@ def create(
     """
     guard()  # this command runs work: stdout carries its result only
     given = Options(from_key, to_key, partitions, ranges, start, end, all_keys, strategy, max_concurrency, on_failure,
-                    reprocess, order, tags, params, idempotency_key, dry_run, include)
+                    reprocess, order, tags, params, idempotency_key, dry_run, include=include, cron=cron,
+                    timezone=timezone)
     remote_server = remote.chosen(server)
     if remote_server is not None:
         named = targets.workflow_names(list(positionals or []), remote_server.named)
@@ -154,6 +162,8 @@ def create(
             result = repo.create_backfill(request, block=False, coordinate=not no_wait)
         except ValueError as exc:  # refused when checked against the workflow (keys, parameters)
             raise options.error(exc) from None
+        if cron is not None:
+            note_clipped(end, result)
         code = _created(repo, result, hints, wf.name, request.backfill_strategy() or wf.backfill_strategy,
                         wait=not no_wait, output=output, quiet=quiet)
     raise typer.Exit(code)

@@ -18,6 +18,8 @@ def jsonable(value: Any) -> Any:
     """Dataclasses → dicts, datetimes → ISO strings, any sequence → list (lazy ones are enumerated)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump") and not isinstance(value, type):  # a pydantic model (a backfill's request)
+        return value.model_dump(mode="json", by_alias=True)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, timedelta):

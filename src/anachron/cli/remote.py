@@ -171,7 +171,9 @@ def record(cls: type[T], data: Any) -> T:
     built; fields the answer leaves out take their defaults. ``ValueError`` when it does not fit."""
     if not isinstance(data, Mapping):
         raise ValueError(f"expected a {cls.__name__} object")
-    hints = typing.get_type_hints(cls)
+    from ..requests import model_type_hints
+
+    hints = model_type_hints(cls)
     values = {f.name: _value(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
               if f.name in data}
     try:
@@ -192,6 +194,10 @@ def _value(kind: Any, value: Any) -> Any:
         return date.fromisoformat(value)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return record(kind, value)
+    if isinstance(kind, type) and hasattr(kind, "model_validate"):  # a pydantic model (a backfill's request)
+        return kind.model_validate(value)
+    if typing.get_origin(kind) is list and typing.get_origin(typing.get_args(kind)[0]) is tuple:
+        return [tuple(item) for item in value]  # (key, value) pairs arrive as JSON arrays
     return value
 
 
@@ -441,11 +447,13 @@ class Client:
         return self._record(BackfillStatus, "POST", path, self.call("POST", path))
 
     def backfill_trigger(self, workflow: RemoteWorkflow, trigger_id: str, start: str, end: str | None,
-                         inputs: Mapping[str, Any], labels: Sequence[tuple[str, str]]) -> str:
+                         inputs: Mapping[str, Any], labels: Sequence[tuple[str, str]],
+                         max_concurrency: int | None = None) -> str:
         """Kestra's ``PUT /triggers``: backfill a schedule trigger; the new backfill's id."""
         body = {"flowId": workflow.name, "namespace": workflow.namespace, "triggerId": trigger_id,
                 "backfill": {"start": start, "end": end, "inputs": dict(inputs),
-                             "labels": [{"key": k, "value": v} for k, v in labels]}}
+                             "labels": [{"key": k, "value": v} for k, v in labels],
+                             "max_concurrency": max_concurrency}}
         data = self.call("PUT", "/triggers", body=body, timeout=PLAN_TIMEOUT)
         backfill_id = data.get("backfill_id") if isinstance(data, Mapping) else None
         if not isinstance(backfill_id, str):
@@ -455,7 +463,7 @@ class Client:
     # -- runs -----------------------------------------------------------------------------------
     def run(self, workflow: str, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
             tags: Sequence[tuple[str, str]] = (), run_name: str | None = None,
-            idempotency_key: str | None = None) -> Run:
+            idempotency_key: str | None = None, scheduled_time: str | None = None) -> Run:
         """``POST /runs`` (never waits: see ``wait_run``)."""
         from pydantic import ValidationError
 
@@ -465,7 +473,7 @@ class Client:
             request = RunRequest.model_validate({
                 "workflow": workflow, "partition_key": partition_key, "params": dict(params or {}),
                 "tags": [{"key": k, "value": v} for k, v in tags], "run_name": run_name,
-                "idempotency_key": idempotency_key})
+                "idempotency_key": idempotency_key, "scheduled_time": scheduled_time})
         except ValidationError as exc:
             raise CliError(describe_errors(exc.errors(include_url=False))) from None
         body = request.model_dump(mode="json", by_alias=True, exclude_defaults=True)

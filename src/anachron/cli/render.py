@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -89,8 +91,12 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
             ("runs", f"{count(st.total_runs)}: {count(st.running_runs)} running · {count(st.queued_runs)} queued"),
             ("created", when(st.created_at)),
             ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
+    if st.request is not None:
+        rows.extend((label, escape(text)) for label, text in describe_request(st.request))
+    if st.created_by:
+        rows.append(("by", escape(st.created_by)))
     if st.tags:
-        rows.append(("tags", escape(", ".join(f"{k}={v}" for k, v in st.tags.items()))))
+        rows.append(("tags", escape(", ".join(f"{k}={v}" for k, v in st.tags))))
     if st.error:
         rows.append(("error", escape(first_line(st.error))))
     for label, value in rows:
@@ -175,3 +181,37 @@ def _took(st: ac.BackfillStatus) -> str:
     if st.created_at and st.ended_at:
         return f" in {duration((st.ended_at - st.created_at).total_seconds())}"
     return ""
+
+
+def note_clipped(end: str | None, result: ac.BackfillResult) -> None:
+    """Say so when a backfill of ticks ends earlier than asked: only past ticks are replayed."""
+    effective = result.request.end if result.request is not None else None
+    if end is not None and effective is not None and effective != end.strip():
+        note(f"note: --end {end} is in the future: only past ticks are replayed, up to {effective}")
+
+
+def describe_request(request: Any) -> list[tuple[str, str]]:
+    """What a backfill was asked, as ``backfill status`` rows: what it selects, the rules it runs by, and its
+    params and config when it has any."""
+    if request.partition_keys is not None:
+        keys = request.partition_keys
+        what = f"partitions {', '.join(keys[:3])}" + (f" … ({len(keys)} keys)" if len(keys) > 3 else "")
+    elif request.partition_range is not None:
+        what = "range " + json.dumps(request.partition_range.model_dump(mode="json", by_alias=True))
+    elif request.start is not None:
+        what = f"{request.start} … {request.end or 'now'}"
+        if request.trigger_id is not None:
+            what += f" · ticks of schedule {request.trigger_id}"
+        elif request.cron is not None:
+            what += f" · ticks of cron {request.cron!r} ({request.timezone or 'UTC'})"
+    else:
+        what = "every partition"
+    strategy = request.strategy
+    shown = "the workflow's strategy" if strategy is None else strategy if isinstance(strategy, str) else \
+        json.dumps(strategy)
+    rows = [("asked", what), ("rules", f"{shown} · reprocess {request.reprocess} · {request.order} · "
+                                       f"{request.failure_policy} · max_concurrency {request.max_concurrency}")]
+    for name in ("params", "config"):
+        if getattr(request, name):
+            rows.append((name, json.dumps(getattr(request, name), default=str)))
+    return rows

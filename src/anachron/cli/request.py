@@ -27,6 +27,7 @@ OPTIONS = {
     "strategy": "--strategy", "batched": "--strategy", "per_dimension": "--strategy", "failure_policy": "--on-failure",
     "max_concurrency": "--max-concurrency", "tags": "--tag", "params": "-p", "reprocess": "--reprocess",
     "order": "--order", "idempotency_key": "--idempotency-key", "include": "--include", "selection": "WORKFLOW",
+    "cron": "--cron", "timezone": "--timezone",
 }
 POLICIES = {"continue": "continue", "stop": "stop_on_failure", "stop_on_failure": "stop_on_failure"}
 
@@ -52,6 +53,8 @@ class Options:
     idempotency_key: str | None = None
     dry_run: bool = False
     include: str = "selection"
+    cron: str | None = None
+    timezone: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  #: the request's JSON form, filled by ``check``
 
     @property
@@ -84,6 +87,10 @@ class Options:
             data["start"] = self.start
             if self.end is not None:
                 data["end"] = self.end
+        if self.cron is not None or self.timezone is not None:
+            if self.start is None:
+                raise CliError("--cron: replays the ticks of a cron between --start and --end; give --start")
+            data.update(cron=self.cron, timezone=self.timezone)
         if self.on_failure not in POLICIES:
             raise CliError(f"--on-failure {self.on_failure!r}: expected continue or stop")
         data.update(max_concurrency=_integer(self.max_concurrency), failure_policy=POLICIES[self.on_failure],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -62,7 +63,11 @@ def run(
     idempotency_key: Annotated[Optional[str], typer.Option(
         "--idempotency-key", metavar="KEY", help="The same key returns the existing run instead of a new one.")] = None,
     run_name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="A name for the run.")] = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the run id.")] = False,
+    start_at: Annotated[Optional[str], typer.Option(
+        "--start-at", metavar="TIME", help="Start it no earlier than TIME (ISO-8601; no offset: UTC), which is also "
+                                           "its logical time; it waits queued until then.")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once with the run id (a daemon, or "
+                                                            "`runs show --wait`, runs it).")] = False,
     logs: Annotated[bool, typer.Option("--logs", help="Print the run's log lines when it ends.")] = False,
     output: OutputOption = Output.text, db: DbOption = None, server: ServerOption = None,
 ) -> None:
@@ -85,7 +90,8 @@ def run(
         with remote.connect(remote_server) as client:
             info = client.workflow(name)
             submitted = client.run(info.name, partition_key=partition, params=values, tags=run_tags,
-                                   run_name=run_name, idempotency_key=idempotency_key)
+                                   run_name=run_name, idempotency_key=idempotency_key,
+                                   scheduled_time=_start_at(start_at).isoformat() if start_at else None)
             code = _submitted(client, submitted, Hints.of_server(remote_server), no_wait=no_wait, logs=logs,
                               output=output)
         raise typer.Exit(code)
@@ -98,10 +104,25 @@ def run(
     with targets.repository(target, db, config) as repo:
         wf = repo.workflow(name, "WORKFLOW")
         values = parsing.params(params, "-p", wf)
-        submitted = repo.run(wf.name, partition_key=partition, params=values, tags=run_tags, run_name=run_name,
-                             idempotency_key=idempotency_key, environ=environ, block=False)
+        try:  # --no-wait only stores it: this process exits at once, and a daemon or a waiter runs it
+            submitted = repo.run(wf.name, partition_key=partition, params=values, tags=run_tags, run_name=run_name,
+                                 scheduled_time=_start_at(start_at) if start_at else None,
+                                 idempotency_key=idempotency_key, environ=environ, block=False, coordinate=not no_wait)
+        except ValueError as exc:
+            raise CliError(re.sub(r"^partition_key:", "--partition:", str(exc))) from None
         code = _submitted(repo, submitted, hints, no_wait=no_wait, logs=logs, output=output)
     raise typer.Exit(code)
+
+
+def _start_at(text: str) -> datetime:
+    """``--start-at``: an ISO-8601 date or datetime (no offset: UTC)."""
+    from ..clock import to_datetime
+
+    try:
+        return to_datetime(text, "--start-at")
+    except ValueError:
+        raise CliError(f"--start-at: {text!r} is not an ISO-8601 date or datetime (e.g. 2026-01-01T06:00:00+00:00)"
+                       ) from None
 
 
 def _submitted(repo: Backend, submitted: ac.Run, hints: Hints, *, no_wait: bool, logs: bool, output: Output) -> int:

@@ -40,7 +40,7 @@ from .common import (
 from .config import load_config
 from .hints import Hints
 from .output import when, write_json
-from .render import print_dry_run
+from .render import note_clipped, print_dry_run
 from .streams import guard
 
 app = typer.Typer(no_args_is_help=True, help="List, pause, resume and backfill schedules.", rich_markup_mode="rich",
@@ -162,8 +162,10 @@ def backfill(
     A tick that never ran shares its run with the live schedule (it runs once, whoever gets there first);
     a tick that ran is run again. Exit codes as for `backfill create`.
 
-    With --server it goes through the server's Kestra-compatible trigger API (PUT /api/v1/triggers): at
-    most one backfill of a schedule in flight, at the default --max-concurrency.
+    Only past ticks run: an --end after now ends at now (a note says so). A schedule has one active
+    backfill at a time, whoever created it: a second is refused, naming the active one.
+
+    With --server it goes through the server's Kestra-compatible trigger API (PUT /api/v1/triggers).
     """
     guard()
     if start is None:
@@ -189,6 +191,7 @@ def backfill(
                                             max_concurrency=max_concurrency)
         except ValueError as exc:
             raise CliError(_options_named(str(exc))) from None
+        note_clipped(end, result)
         if dry_run:
             if output is Output.json:
                 write_json(result)
@@ -215,10 +218,6 @@ def _remote_backfill(server: remote.Server, name: str, schedule: str, start: str
     ``PUT /api/v1/triggers`` (the flow found by the workflow's namespace), followed like ``backfill create``."""
     from ..requests import BackfillRequest, RequestError
 
-    default = BackfillRequest.model_fields["max_concurrency"].default
-    if not dry_run and max_concurrency != default:
-        raise CliError(f"--max-concurrency: not available with {server.named}: a schedule backfill goes through "
-                       f"the server's Kestra trigger API, which runs it at the default ({default})")
     labels = parsing.pairs(tags, "--tag")
     values = parsing.params(params, "-p")  # JSON, else text: the server's API has no dates
     with remote.connect(server) as client:
@@ -231,6 +230,7 @@ def _remote_backfill(server: remote.Server, name: str, schedule: str, start: str
             raise CliError(_options_named(str(exc))) from None
         except remote.ServerError as exc:
             raise (CliError(_options_named(str(exc))) if exc.exit_code == USAGE else exc) from None
+        note_clipped(end, plan)
         if dry_run:
             if output is Output.json:
                 write_result(plan)
@@ -238,7 +238,7 @@ def _remote_backfill(server: remote.Server, name: str, schedule: str, start: str
                 print_dry_run(plan, info.name, None)
             return OK
         try:
-            backfill_id = client.backfill_trigger(info, schedule, start, end, values, labels)
+            backfill_id = client.backfill_trigger(info, schedule, start, end, values, labels, max_concurrency)
         except remote.ServerError as exc:
             raise (CliError(_options_named(str(exc))) if exc.exit_code == USAGE else exc) from None
         status = client.get_backfill(backfill_id, include_run_ids=False)

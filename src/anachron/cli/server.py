@@ -21,6 +21,7 @@ from .config import load_config
 from .daemon import log_to_stderr
 
 TOKEN_ENV = "ANACHRON_API_TOKEN"
+TOKEN_NAME_ENV = "ANACHRON_API_TOKEN_NAME"  # who the token's holder is recorded as (a backfill's created_by)
 
 
 def is_loopback(host: str) -> bool:
@@ -55,6 +56,7 @@ def server(
         import uvicorn
 
         from ..api import create_app
+        from ..api.auth import DEFAULT_TOKEN_NAME
     except ImportError as exc:  # pragma: no cover - the server extra is a core dependency of the CLI's install
         raise CliError(f"anachron server needs FastAPI and uvicorn ({exc.name} is missing): "
                        "pip install 'anachron[server]'") from None
@@ -62,7 +64,8 @@ def server(
     chosen = targets.pick_many(positionals, module, config)
     with log_to_stderr(verbose):
         with targets.repository_of(chosen, db, config) as repo:
-            app = create_app(repo, token=token, scan_seconds=scan)
+            app = create_app(repo, token=token, scan_seconds=scan,
+                             token_name=os.environ.get(TOKEN_NAME_ENV) or DEFAULT_TOKEN_NAME)
             server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                    access_log=False, lifespan="on", timeout_graceful_shutdown=5))
             shown = f"[{host}]" if ":" in host else host

@@ -27,6 +27,7 @@ from ..models import (
     COMPLETED,
     REQUESTED,
     RERUN_OF_TAG,
+    TRIGGER_TAG,
     BackfillResult,
     BackfillState,
     BackfillStatus,
@@ -36,17 +37,20 @@ from ..params import encode_params
 from ..planning import (
     BackfillPlan,
     build_plan,
+    clip_to_now,
     freeze_plan,
     is_tick_selection,
-    resolve_keys,
+    resolve_for,
     schedule_id_of,
     selection_spec,
+    trigger_of,
 )
 from ..records import BackfillRecord, NewBackfill, Outcome, RunFilter
 from ..schedules import run_key_prefix
 from .context import EngineContext
 from .coordinator import Coordinator
 from .led import StoredRequest, rebuild_plan
+from .triggers import local_user, refuse_second
 from .waiting import wait_until
 
 if TYPE_CHECKING:
@@ -60,16 +64,24 @@ class BackfillService:
         self.coordinator = coordinator
 
     # -- creating ---------------------------------------------------------------------------------
-    def create(self, request: BackfillRequest, *, block: bool = True, coordinate: bool = True) -> BackfillResult:
-        """Plan and store a backfill (or, for a dry run, only plan it)."""
+    def create(self, request: BackfillRequest, *, block: bool = True, coordinate: bool = True,
+               created_by: str | None = None) -> BackfillResult:
+        """Plan and store a backfill (or, for a dry run, only plan it). ``created_by``: who asked (an API
+        token's name); by default the OS user of this process."""
         workflows = self._targets(request)
         if request.trigger_id is not None:
             workflows[0].get_schedule(request.trigger_id)
             if request.start is None:
                 raise ValueError("start: a schedule backfill needs a start")
+        now = self.engine.now()
         selection = selection_spec(request.partition_keys, request.key_range(), request.start, request.end,
-                                   trigger_id=request.trigger_id, now=self.engine.now())
-        return self._create(request, workflows, selection, block=block, coordinate=coordinate)
+                                   trigger_id=request.trigger_id, now=now, cron=request.cron,
+                                   timezone_name=request.timezone)
+        selection = clip_to_now(selection, workflows, now)  # only past ticks: the effective end is recorded
+        if selection.get("end") != request.end and selection["kind"] == "time":
+            request = request.model_copy(update={"end": selection["end"]})
+        return self._create(request, workflows, selection, block=block, coordinate=coordinate,
+                            created_by=created_by)
 
     def _targets(self, request: BackfillRequest) -> list[Workflow]:
         registry = self.engine.registry
@@ -84,7 +96,10 @@ class BackfillService:
         return chosen
 
     def _create(self, request: BackfillRequest, workflows: list[Workflow], selection: Mapping[str, Any], *,
-                block: bool, coordinate: bool, extra_tags: Mapping[str, str] | None = None) -> BackfillResult:
+                block: bool, coordinate: bool, extra_tags: Mapping[str, str] | None = None,
+                created_by: str | None = None) -> BackfillResult:
+        from ..requests import Tag, asked_json
+
         registry = self.engine.registry
         selected = [w.name for w in workflows]
         ticking = [w.name for w in workflows if is_tick_selection(w, selection)]
@@ -92,6 +107,9 @@ class BackfillService:
         members = [registry[n] for n in backfill_members(registry.graph, selected, request.include)] if graphed \
             else workflows
         tags = {**request.tag_dict(), **(extra_tags or {})}
+        trigger = trigger_of(workflows, selection, tags)
+        if trigger is not None:  # every door's backfill of a schedule is that trigger's (Kestra's model)
+            tags[TRIGGER_TAG] = trigger[1]
         priority = priority_of(tags, BACKFILL_PRIORITY)
         names = {w.name for w in members}
         for name in request.config:
@@ -113,8 +131,9 @@ class BackfillService:
                 return self.result(existing.backfill_id, block)
         now = self.engine.now()
         reprocess = request.reprocess
-        ticks = {} if graphed else \
-            {w.name: resolve_keys(w, selection, now, {}) for w in workflows if is_tick_selection(w, selection)}
+        ticks = {} if graphed else {w.name: resolve_for(w, selection, now, {}, len(workflows) > 1)
+                                     for w in workflows if is_tick_selection(w, selection)}
+        shares = bool(ticks) and not selection.get("cron")  # a schedule's ticks share their runs with it
 
         history: dict[str, list[RunDuration]] = {}
 
@@ -131,10 +150,12 @@ class BackfillService:
                                  for name, keys in ticks.items() if len(keys)})
             taken = {}
             for name, keys in ticks.items():
-                if len(keys):
+                if len(keys) and shares:
                     prefix = run_key_prefix(schedule_id_of(self.engine.registry[name], selection))
                     found = s.taken_tick_keys(name, prefix + keys[0], prefix + keys[len(keys) - 1])
                     taken[name] = {k[len(prefix):] for k in found}
+            if trigger is not None:
+                refuse_second(s, trigger, key)
             return s.dynamic_keys(), statuses, taken
 
         dynamic, statuses, taken = storage.run(read, write=False)
@@ -143,12 +164,13 @@ class BackfillService:
                                      request.order, reprocess, now, dynamic, statuses)
         else:
             spec = freeze_plan(workflows, selection, request.backfill_strategy(), request.order, reprocess, now,
-                               dynamic, statuses, taken if ticks else None, resolved=ticks)
+                               dynamic, statuses, taken if shares else None, resolved=ticks)
         plan = build_plan(spec, registry, dynamic, resolved=ticks)
+        asked = request.model_copy(update={"tags": [Tag(key=k, value=v) for k, v in tags.items()]})
         if request.dry_run:
             return BackfillResult(None, plan.num_partitions, plan.num_runs, "dry_run", 0, 0, 0, [], True,
                                   plan.partition_keys, plan.groups, self._estimate(plan, history, request),
-                                  workflow_counts(plan))
+                                  workflow_counts(plan), request=asked)
         if any(registry[name].depends_on_past for name in ticking):
             raise ValueError(ticks_not_available([n for n in ticking if registry[n].depends_on_past]))
         stored = StoredRequest(spec, request.failure_policy, encode_params(request.params),
@@ -157,9 +179,17 @@ class BackfillService:
                                {name: c["num_partitions"] for name, c in workflow_counts(plan).items()})
         empty = plan.num_runs == 0
         row = NewBackfill(uuid.uuid4().hex[:16], COMPLETED if empty else REQUESTED, tuple(w.name for w in members),
-                          stored.to_json(), plan.num_partitions, plan.num_runs, request.max_concurrency, priority,
-                          tags, key, now.timestamp(), now.timestamp() if empty else None)
-        record = storage.run(lambda s: s.insert_backfill(row))
+                          {**stored.to_json(), **asked_json(asked, created_by or local_user())},
+                          plan.num_partitions, plan.num_runs, request.max_concurrency, priority, tags, key,
+                          now.timestamp(), now.timestamp() if empty else None)
+
+        def insert(s: Session) -> BackfillRecord:
+            if trigger is not None and not empty:  # one active backfill per trigger, checked under its row lock
+                s.lock_schedule(*trigger, now.timestamp())
+                refuse_second(s, trigger, key)
+            return s.insert_backfill(row)
+
+        record = storage.run(insert)
         if record.backfill_id != row.backfill_id:  # the same idempotency key, submitted concurrently
             return self.result(record.backfill_id, block)
         if not empty and (coordinate or block):
@@ -187,7 +217,7 @@ class BackfillService:
         return combine(parts) if parts else estimate_backfill((), 0, request.max_concurrency, caps=caps)
 
     def rerun(self, backfill_id: str, *, block: bool = True, dry_run: bool = False,
-              coordinate: bool = True) -> BackfillResult:
+              coordinate: bool = True, created_by: str | None = None) -> BackfillResult:
         """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
         from ..requests import BackfillRequest
 
@@ -206,7 +236,8 @@ class BackfillService:
                 nodes.add(name)
         workflows = [self.engine.registry[name] for name, k in keys.items() if k or name in nodes] or \
             [self.engine.registry[n] for n in keys][:1]
-        selection = {"kind": "workflow_keys", "keys": {w.name: keys[w.name] for w in workflows}, "ticks": ticks}
+        selection = {"kind": "workflow_keys", "keys": {w.name: keys[w.name] for w in workflows}, "ticks": ticks,
+                     **{k: v for k, v in stored.plan["selection"].items() if k in ("trigger_id", "cron", "timezone")}}
         request = BackfillRequest.from_python(
             selection=[w.name for w in workflows], strategy=None, failure_policy=stored.failure_policy,
             max_concurrency=stored.max_concurrency,
@@ -215,7 +246,7 @@ class BackfillService:
         if stored.plan.get("strategy"):
             request = request.model_copy(update={"strategy": stored.plan["strategy"]})
         return self._create(request, workflows, selection, block=block, coordinate=coordinate,
-                            extra_tags={RERUN_OF_TAG: backfill_id})
+                            extra_tags={RERUN_OF_TAG: backfill_id}, created_by=created_by)
 
     # -- reading ----------------------------------------------------------------------------------
     def _record(self, backfill_id: str) -> BackfillRecord:
@@ -225,6 +256,8 @@ class BackfillService:
         return record
 
     def status(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
+        from ..requests import asked_request
+
         def read(s: Session) -> BackfillStatus | None:
             record = s.get_backfill(backfill_id)
             if record is None:
@@ -232,12 +265,14 @@ class BackfillService:
             counts = s.run_counts([backfill_id]).get(backfill_id)
             run_ids = s.run_ids_of_backfill(backfill_id) if include_run_ids else []
             return record.to_status(run_ids, counts.queued if counts else 0, counts.running if counts else 0,
-                                    _workflow_counts(s, record))
+                                    _workflow_counts(s, record), asked_request(record.request))
 
         return self.engine.storage.run(read, write=False)
 
     def list(self, statuses: Sequence[str] = (), workflow: str | None = None, include_run_ids: bool = False,
              limit: int | None = None, offset: int = 0, tags: Mapping[str, str] | None = None) -> list[BackfillStatus]:
+        from ..requests import asked_request
+
         def read(s: Session) -> list[BackfillStatus]:
             records = s.list_backfills(statuses, workflow, limit, offset, tags)
             counts = s.run_counts([r.backfill_id for r in records])
@@ -246,7 +281,7 @@ class BackfillService:
                 c = counts.get(r.backfill_id)
                 run_ids = s.run_ids_of_backfill(r.backfill_id) if include_run_ids else []
                 found.append(r.to_status(run_ids, c.queued if c else 0, c.running if c else 0,
-                                         _workflow_counts(s, r)))
+                                         _workflow_counts(s, r), asked_request(r.request)))
             return found
 
         return self.engine.storage.run(read, write=False)
@@ -258,7 +293,8 @@ class BackfillService:
             _, plan = rebuild_plan(self._record(backfill_id), self.engine.registry)
         return BackfillResult(backfill_id, status.total_partitions, plan.num_runs, status.status,
                               status.completed_partitions, status.failed_partitions, status.canceled_partitions,
-                              status.run_ids, False, plan.partition_keys, plan.groups, workflows=workflow_counts(plan))
+                              status.run_ids, False, plan.partition_keys, plan.groups, workflows=workflow_counts(plan),
+                              request=status.request)
 
     def wait(self, backfill_id: str, timeout: float | None = None) -> BackfillStatus:
         """Wait until a backfill has finished, taking over its coordination if its leader died."""

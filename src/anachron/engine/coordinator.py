@@ -24,7 +24,9 @@ Failure rules:
 from __future__ import annotations
 
 import atexit
+import heapq
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -81,6 +83,7 @@ class Coordinator:
         self.fence_margin = min(2.0, self.lease_seconds * 0.1)
         self.grace = lifecycle.takeover_grace(self.lease_seconds)
         self._wake = threading.Event()
+        self._due: list[float] = []  # engine-clock times at which a deferred run becomes startable (a heap)
         self._changed = threading.Condition()
         self._lock = threading.Lock()
         self._results: list[RunOutcome] = []
@@ -146,21 +149,50 @@ class Coordinator:
         self._wake.set()
         self._thread.join(timeout=10)
         atexit.unregister(self.stop)
-        self.executor.shutdown(wait=False)
+        with self._results_lock:  # what ran to its end by itself (not what the shutdown below stops)
+            reported = [o for o in self._results if o.status != LOST
+                        and self._inflight.get(o.run_id, _NONE).attempt == o.attempt]
+        self.executor.shutdown(wait=bool(self._inflight))  # in-flight work stopped before it is handed back
         try:
-            self.storage.run(self._release, patience=1.0)
+            handed = self.storage.run(lambda s: self._release(s, reported), patience=1.0)
         except Exception:  # noqa: BLE001 - best effort at shutdown; the lease expires anyway
             log.debug("could not release leases", exc_info=True)
+            return
+        solo = [run_id for run_id, backfill_id in handed if backfill_id is None]
+        if solo:  # runs submitted with block=False (or taken over) that had not finished
+            sys.stderr.write(f"anachron: {len(solo)} unfinished run(s) handed back, queued for a daemon or the next "
+                             f"process waiting on them: {', '.join(solo)}\n")
 
-    def _release(self, s: Session) -> None:
+    def _release(self, s: Session, reported: list[RunOutcome]) -> list[tuple[str, str | None]]:
+        """At a clean stop: record what the executor had reported, hand every unfinished run back to the
+        queue (no owner), let go of the backfills and of this process's lease."""
+        now = self.engine.now_ts()
+        s.record_outcomes([o.record() for o in reported], self.worker_id, self._inflight, now)
+        handed = s.hand_back(self.worker_id, now)
         s.release_backfills(self.worker_id)
         s.remove_worker(self.worker_id)
+        return handed
 
     def wake(self, control: bool = False) -> None:
         """Run a tick now; ``control=True`` after a pause/resume/cancel, so led backfills are re-read."""
         if control:
             self._refresh = True
         self._wake.set()
+
+    def wake_at(self, when: float) -> None:
+        """Tick at ``when`` (engine-clock seconds) too: a run deferred until then may start (``repo.run`` with a
+        future ``scheduled_time``)."""
+        with self._lock:
+            heapq.heappush(self._due, when)
+        self._wake.set()
+
+    def _until_due(self, wait: float) -> float:
+        """``wait``, shortened to the next deferred run's time (those passed are forgotten)."""
+        now = self.engine.now_ts()
+        with self._lock:
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+            return min(wait, self._due[0] - now) if self._due else wait
 
     def lead(self, backfill_id: str) -> None:
         """Ask to coordinate a backfill (taking it over if its leader is gone)."""
@@ -231,7 +263,7 @@ class Coordinator:
             self._wake.wait(CLAIM_RETRY_SECONDS)
             return
         if not self._results:  # idle (nothing in flight, nothing led): look at storage less often
-            self._wake.wait(self.poll_seconds if self._inflight or self._led else IDLE_POLL_SECONDS)
+            self._wake.wait(self._until_due(self.poll_seconds if self._inflight or self._led else IDLE_POLL_SECONDS))
         if len(self._inflight) < GATHER_MIN_INFLIGHT:
             return  # few runs in flight: each result is worth a tick at once (latency is the cost here)
         deadline = self.engine.clock.monotonic() + BATCH_WAIT_SECONDS

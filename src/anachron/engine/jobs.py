@@ -36,6 +36,20 @@ def partition_window(workflow: Workflow, keys: Sequence[str]) -> tuple[datetime,
     return (min(first.start, last.start), max(first.end, last.end))
 
 
+def tick_partition(workflow: Workflow, tick: datetime) -> tuple[tuple[str, ...], tuple[datetime, datetime] | None]:
+    """The partition a schedule tick of ``workflow`` runs, live or replayed by a backfill: the last time window
+    that ended by the tick (as a partitioned schedule does in Dagster), and its window. None (``()``) for a
+    workflow without time partitions, or when no window has ended by the tick yet."""
+    pdef = workflow.partitions
+    if not isinstance(pdef, TimeWindowPartitions):
+        return (), None
+    ended = pdef.get_partition_keys(current_time=tick)
+    if not len(ended):
+        return (), None
+    keys = (ended[len(ended) - 1],)
+    return keys, partition_window(workflow, keys)
+
+
 def partition_timezone(pdef: PartitionsDefinition) -> ZoneInfo:
     """The timezone of a time-based partitions definition (its time dimension's, for multi)."""
     if isinstance(pdef, MultiPartitions) and pdef.time_dimension_name is not None:

@@ -17,7 +17,7 @@ from ..planning import BackfillPlan, PlannedRun, build_plan, run_idempotency_key
 from ..records import BackfillRecord, NewRun, WorkflowRef
 from ..runtime import RunJob
 from ..storage.codec import dumps
-from .jobs import new_run_id, partition_timezone
+from .jobs import new_run_id, partition_timezone, tick_partition
 
 
 @dataclass(frozen=True)
@@ -165,9 +165,10 @@ class LedBackfill:
             keys = run.keys
             bounds = windows.get(run)
             window = None
-            if run.scheduled_time is not None:
+            if run.scheduled_time is not None:  # a tick: the partition that ended by it, as the live tick runs
                 logical = run.scheduled_time
-                row_keys: tuple[str, ...] = ()
+                row_keys, window = tick_partition(registry[run.workflow], run.scheduled_time)
+                bounds = (window[0].timestamp(), window[1].timestamp()) if window is not None else None
             elif bounds is not None:
                 window = (datetime.fromtimestamp(bounds[0], zone), datetime.fromtimestamp(bounds[1], zone))
                 logical, row_keys = window[1], keys

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import lifecycle
-from ..clock import LogicalTimeError, time_from_environ
+from ..clock import LogicalTimeError, time_from_environ, to_datetime
 from ..definitions import Workflow, normalize_tags, priority_of
 from ..models import CANCELED, FAILED, QUEUED, REGULAR_PRIORITY, NotFoundError
 from ..params import encode_params
@@ -32,10 +32,14 @@ class RunService:
 
     def submit(self, workflow: Workflow, partition_key: str | None = None, params: Mapping[str, Any] | None = None,
                tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, run_name: str | None = None,
-               scheduled_time: datetime | None = None, idempotency_key: str | None = None,
-               environ: Mapping[str, str] | None = None) -> RunRecord:
+               scheduled_time: datetime | str | None = None, idempotency_key: str | None = None,
+               environ: Mapping[str, str] | None = None, coordinate: bool = True) -> RunRecord:
         """Store one run (queued, or failed at once when its logical time is malformed) and wake the
-        coordinator. The same ``idempotency_key`` for the same workflow returns the existing run."""
+        coordinator (unless ``coordinate=False``: a daemon or the next waiter starts it). The same
+        ``idempotency_key`` for the same workflow returns the existing run. A future ``scheduled_time`` defers
+        it: it stays queued until then (its logical time)."""
+        if scheduled_time is not None:
+            scheduled_time = to_datetime(scheduled_time, "scheduled_time")  # naive: UTC
         values = dict(params or {})
         workflow.validate_params(values, complete=True)
         run_tags = {**workflow.tags, **normalize_tags(tags)}
@@ -49,9 +53,8 @@ class RunService:
         now = self.engine.now()
         keys: tuple[str, ...] = ()
         window = None
-        if partition_key is not None:
-            if workflow.partitions is None:
-                raise ValueError(f"partition_key: workflow {workflow.name!r} has no partitions")
+        workflow.check_partition_key(partition_key)
+        if partition_key is not None and workflow.partitions is not None:
             dynamic = storage.run(lambda s: s.dynamic_keys(), write=False)
             workflow.partitions.validate_key(partition_key, now, dynamic)
             keys = (partition_key,)
@@ -86,8 +89,10 @@ class RunService:
             return stored
 
         stored = storage.run(store)
-        if not error:
+        if not error and coordinate:
             self.coordinator.ensure_started()
+            if scheduled_time is not None and scheduled_time > now:
+                self.coordinator.wake_at(scheduled_time.timestamp())
             self.coordinator.wake()
         return stored
 

@@ -27,7 +27,7 @@ from ..records import NewRun, ScheduleState
 from ..schedules import Schedule, overlap_allows, plan_ticks, run_key
 from ..storage.codec import dumps
 from .context import EngineContext
-from .jobs import new_run_id, partition_window
+from .jobs import new_run_id, tick_partition
 
 if TYPE_CHECKING:
     from ..storage.session import Session
@@ -76,6 +76,10 @@ class _Entry:
         except ValueError as exc:
             raise ValueError(f"schedule {schedule.id!r} of workflow {workflow.name!r} cannot run: its runs get "
                              f"the workflow's default parameters, and {exc}") from None
+        if workflow.partitions is not None and not isinstance(workflow.partitions, TimeWindowPartitions):
+            raise ValueError(f"schedule {schedule.id!r} of workflow {workflow.name!r} cannot run: a tick runs the time "
+                             f"partition that ended by it, and the workflow is partitioned by "
+                             f"{workflow.partitions!r} (not time windows); backfill its partitions instead")
         self.params = encode_params({})
         tags = {**workflow.tags, SCHEDULE_TAG: schedule.id}
         if schedule.overlap == "buffer":
@@ -148,7 +152,12 @@ class ScheduleEvaluator:
                                                   "the previous run is still active (overlap=skip)"))
                     continue
             for tick in plan.fire:
-                rows.append(self._row(entry, tick, ts))
+                row = self._row(entry, tick, ts)
+                if row is None:
+                    result.skipped.append(Skipped(*entry.key, tick, tick, "no partition of the workflow had ended "
+                                                                          "by the tick"))
+                    continue
+                rows.append(row)
                 planned.append((entry, tick))
         inserted = s.insert_runs_once(rows)
         s.advance_schedules(cursors, ts)
@@ -156,16 +165,11 @@ class ScheduleEvaluator:
             result.fired.append(Fired(*entry.key, tick, row.run_id if row.run_id in inserted else None))
         return result, due
 
-    def _row(self, entry: _Entry, tick: datetime, now: float) -> NewRun:
-        keys: tuple[str, ...] = ()
-        window = None
-        if entry.time_partitions:
-            pdef = entry.workflow.partitions
-            assert pdef is not None
-            ended = pdef.get_partition_keys(current_time=tick)
-            if len(ended):
-                keys = (ended[len(ended) - 1],)
-                window = partition_window(entry.workflow, keys)
+    def _row(self, entry: _Entry, tick: datetime, now: float) -> NewRun | None:
+        """The run of a tick; ``None`` for a partitioned workflow by whose tick no partition has ended yet."""
+        keys, window = tick_partition(entry.workflow, tick) if entry.time_partitions else ((), None)
+        if entry.time_partitions and not keys:
+            return None
         return NewRun(new_run_id(), entry.workflow.name, QUEUED, keys, entry.params, entry.tags, entry.priority,
                       None, run_key(entry.schedule.id, tick), 1, tick.timestamp(),
                       window[0].timestamp() if window else None, window[1].timestamp() if window else None,
@@ -185,9 +189,11 @@ def _earliest(values: Iterable[datetime | None]) -> datetime | None:
 def schedule_statuses(engine: EngineContext, workflow: str | None = None) -> list[ScheduleStatus]:
     """Every schedule of the repository's workflows (or of one), with its shared state."""
     chosen = [engine.registry.lookup(workflow)] if workflow is not None else list(engine.registry.values())
-    states = engine.storage.run(lambda s: s.schedule_states(), write=False)
+    keys = [(wf.name, sched.id) for wf in chosen for sched in wf.schedules]
+    states, last = engine.storage.run(lambda s: (s.schedule_states(), s.last_ticks(keys)), write=False)
     now = engine.now()
-    return [_status(wf, sched, states.get((wf.name, sched.id)), now) for wf in chosen for sched in wf.schedules]
+    return [_status(wf, sched, states.get((wf.name, sched.id)), now, last.get((wf.name, sched.id)))
+            for wf in chosen for sched in wf.schedules]
 
 
 def set_paused(engine: EngineContext, workflow: str, schedule_id: str, paused: bool) -> ScheduleStatus:
@@ -202,12 +208,18 @@ def set_paused(engine: EngineContext, workflow: str, schedule_id: str, paused: b
 
     state = engine.storage.run(change)
     log.info("schedule %s/%s %s", wf.name, sched.id, "paused" if paused else "resumed")
-    return _status(wf, sched, state, engine.now())
+    last = engine.storage.run(lambda s: s.last_ticks([(wf.name, sched.id)]), write=False)
+    return _status(wf, sched, state, engine.now(), last.get((wf.name, sched.id)))
 
 
-def _status(wf: Workflow, sched: Schedule, state: ScheduleState | None, now: datetime) -> ScheduleStatus:
-    """``next_tick``: the first tick after the cursor (in the past when no daemon ran for a while), or after
-    ``now`` for a schedule no daemon has evaluated yet."""
-    last = datetime.fromtimestamp(state.cursor, UTC) if state is not None and state.cursor is not None else None
+def _status(wf: Workflow, sched: Schedule, state: ScheduleState | None, now: datetime,
+            last_tick: float | None) -> ScheduleStatus:
+    """``last_tick``: the latest tick that ran (``None`` until one has: a daemon's first look at a schedule is
+    no tick). ``next_tick``: the first tick after the cursor — the last tick evaluated, or when a daemon first
+    saw the schedule — (in the past when no daemon ran for a while), or after ``now`` for a schedule no daemon
+    has evaluated yet."""
+    cursor = datetime.fromtimestamp(state.cursor, UTC) if state is not None and state.cursor is not None else None
     return ScheduleStatus(wf.name, sched.id, sched.cron, sched.timezone, sched.recover_missed, sched.overlap,
-                          bool(state and state.paused), last, sched.next_tick(last or now))
+                          bool(state and state.paused),
+                          datetime.fromtimestamp(last_tick, UTC) if last_tick is not None else None,
+                          sched.next_tick(cursor or now))

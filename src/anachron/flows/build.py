@@ -72,7 +72,7 @@ def build_workflow(spec: FlowSpec) -> Workflow:
 def _call_workflow(spec: FlowSpec, scope: RunScope) -> Any:
     assert spec.workflow is not None
     try:
-        parameters = render_value(dict(spec.parameters), scope.variables)
+        parameters = render_value(dict(spec.parameters), scope.variables, typed=True)
     except TemplateRenderError as exc:
         raise TemplateRenderError(f"workflow {spec.workflow}: {exc}") from None
     target = resolve_callable(spec.workflow, scope.flow_dir, f"workflow {spec.workflow}")

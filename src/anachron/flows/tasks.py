@@ -24,7 +24,8 @@ generic timeout of a task running in a thread could only abandon it); a python t
 A python task's ``callable`` is imported when the task runs — not when the flow is loaded, since a module
 may be importable only where runs execute — with the flow file's directory appended to ``sys.path`` while
 it is imported. When it names an ``anachron`` task or workflow, its function is called, inside this run.
-String ``args`` (at any depth) are rendered as templates; other YAML values are passed as written.
+String ``args`` (at any depth) are rendered as templates — one that is a single expression alone
+(``"{{ inputs.offset }}"``) passes the value with its type —; other YAML values are passed as written.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class PythonTask(TaskSpec):
     args: Mapping[str, Any] = field(default_factory=dict)
 
     def render(self, scope: RunScope) -> dict[str, Any]:
-        rendered: dict[str, Any] = render_value(dict(self.args), scope.variables)
+        rendered: dict[str, Any] = render_value(dict(self.args), scope.variables, typed=True)
         return rendered
 
     def execute(self, rendered: dict[str, Any], scope: RunScope) -> Any:

@@ -14,9 +14,14 @@ reads against what a run will have:
 ``flow``       ``id``, ``namespace`` (an anachron addition, as in Kestra)
 =============  =========================================================================================
 
-An unknown name (``exection``), an undeclared input or a key that namespace never has (``trigger.dat``)
-is refused at load time; a known value missing at run time (``trigger.date`` in a manual run) fails the
-task that renders it, naming it — unless the template tests it, as ``trigger.date ?? 'manual'`` does.
+Where a value reaches Python (a ``python`` task's ``args``, a pipeline's ``parameters``), a string that is
+one expression alone — ``"{{ inputs.offset }}"`` — gives the expression's value with its type (a FLOAT input
+a float, a DATE a date, ``inputs.n > 2`` a boolean; ``trigger.date`` is ISO-8601 text, as in Kestra); text
+around an expression (``"day {{ trigger.date }}"``) makes text, as in commands.
+
+An unknown name (``exection``), an undeclared input or a key that namespace never has (``trigger.dat``) is
+refused at load time; a known value missing at run time (``trigger.date`` in a manual run) fails the task
+that renders it, naming it — unless the template tests it, as ``trigger.date ?? 'manual'`` does.
 """
 
 from __future__ import annotations
@@ -55,21 +60,40 @@ class Template:
     field: str
     line: int
     compiled: Any = None  # a jinja2.Template, or None for plain text
+    #: for a template that is one expression alone: a template setting ``_VALUE`` to it (its value, typed)
+    expression: Any = None
 
     def render(self, variables: Mapping[str, Any]) -> str:
         if self.compiled is None:
             return self.source
+        text: str = self._run(lambda: self.compiled.render(variables))
+        return text
+
+    def value(self, variables: Mapping[str, Any]) -> Any:
+        """The expression's value with its type when the template is one expression alone, else the text."""
+        if self.expression is None:
+            return self.render(variables)
+        import jinja2
+
+        def evaluate() -> Any:
+            found = getattr(self.expression.make_module(dict(variables)), _VALUE)
+            if isinstance(found, jinja2.Undefined):
+                str(found)  # raises, naming the variable
+            return found
+
+        return self._run(evaluate)
+
+    def _run(self, fn: Any) -> Any:
         import jinja2
 
         try:
-            text: str = self.compiled.render(variables)
+            return fn()
         except jinja2.UndefinedError as exc:
             raise TemplateRenderError(f"{self.field}: {exc.message}") from None
         except jinja2.TemplateError as exc:
             raise TemplateRenderError(f"{self.field}: {exc.message or type(exc).__name__}") from None
         except Exception as exc:  # noqa: BLE001 - a filter's error (a bad date) is the template's error
             raise TemplateRenderError(f"{self.field}: {exc}") from None
-        return text
 
 
 def compile_template(field: Field, source: str, inputs: Iterable[str]) -> Template:
@@ -87,7 +111,25 @@ def compile_template(field: Field, source: str, inputs: Iterable[str]) -> Templa
     except jinja2.TemplateSyntaxError as exc:
         raise field.error(f"template syntax error: {exc.message}", line=_line(field, exc.lineno)) from None
     _check_variables(field, ast, frozenset(inputs), frozenset(env.globals))
-    return Template(source, field.path, field.line, compiled)
+    return Template(source, field.path, field.line, compiled, _expression(env, source, ast))
+
+
+_VALUE = "anachron_value"
+
+
+def _expression(env: Any, source: str, ast: Any) -> Any:
+    """For a template that is exactly one ``{{ expression }}``: a template whose module holds the expression's
+    value (``{% set anachron_value = (expression) %}``), so its type survives; else ``None``."""
+    from jinja2 import nodes
+
+    body = ast.body
+    if not (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData)):
+        return None
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return None  # a comment or a raw block beside it: text
+    inner = source[2:-2].removeprefix("-").removeprefix("+").removesuffix("-").removesuffix("+")
+    return env.from_string("{% set " + _VALUE + " = (" + inner + ") %}")
 
 
 def _line(field: Field, lineno: int | None) -> int:
@@ -147,13 +189,14 @@ def compile_value(field: Field, inputs: Iterable[str]) -> Any:
     return value
 
 
-def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
-    """The inverse of ``compile_value`` at run time: templates rendered to text, everything else as it was."""
+def render_value(value: Any, variables: Mapping[str, Any], typed: bool = False) -> Any:
+    """The inverse of ``compile_value`` at run time: templates rendered to text, everything else as it was.
+    ``typed``: a template that is one expression alone gives the expression's value with its type."""
     if isinstance(value, Template):
-        return value.render(variables)
+        return value.value(variables) if typed else value.render(variables)
     if isinstance(value, dict):
-        return {key: render_value(item, variables) for key, item in value.items()}
+        return {key: render_value(item, variables, typed) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_value(item, variables) for item in value]
+        return [render_value(item, variables, typed) for item in value]
     return value
 

@@ -145,8 +145,9 @@ class TimeWindowPartitions(PartitionsDefinition):
     def _check_fmt(self) -> None:
         """Keys must be distinct, parse back, and be storable (see `check_storable_key`)."""
         try:
+            # the first two ticks, whether or not the second starts a window (a definition may have one)
             first, second = self._key_at(0), self._key_at(1)
-            ok = self._locate(first) == 0 and first != second and self._locate(second) == 1
+            ok = self._position(first) == 0 and first != second and self._position(second) == 1
         except (ValueError, IndexError):
             ok = False
         except OverflowError:  # ticks beyond year 9999 (or before 1): the caller names start/end
@@ -286,6 +287,13 @@ class TimeWindowPartitions(PartitionsDefinition):
         return pos
 
     def _locate_uncached(self, key: str) -> int:
+        pos = self._position(key)
+        if self._max is not None and pos >= self._max:
+            raise ValueError(f"partition key {key!r} is not a window of {self!r}")
+        return pos
+
+    def _position(self, key: str) -> int:
+        """Grid position of the tick `key` names (a window's start, or the end of the last window)."""
         offset = None
         try:
             parsed = self._parse(key)
@@ -314,7 +322,7 @@ class TimeWindowPartitions(PartitionsDefinition):
             raise ValueError(f"partition key {key!r} is not a window of {self!r}: it starts after end")
         pos = self._grid.count(instant, True)
         try:
-            ok = self._key_at(pos) == key and (self._max is None or pos < self._max)
+            ok = self._key_at(pos) == key
         except IndexError:
             ok = False
         if not ok:

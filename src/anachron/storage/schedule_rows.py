@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, case, or_, select, update
 
 from ..models import CANCELED, IN_PROGRESS, QUEUED, REQUESTED, RUNNING, UPSTREAM_FAILED
 from ..records import ScheduleState
-from ..schedules import SCHEDULE_KEY_PREFIX, schedule_of_key, tick_key
+from ..schedules import SCHEDULE_KEY_PREFIX, run_key_prefix, schedule_of_key, tick_key
 from .schema import backfills, runs, schedules, workers
 from .statements import Statements
 
@@ -47,6 +47,13 @@ class ScheduleRows:
             schedules.c.workflow == workflow, schedules.c.schedule_id == schedule_id,
             schedules.c.paused.is_not(paused)).values(paused=paused, updated_at=now)).rowcount)
 
+    def lock_schedule(self, workflow: str, schedule_id: str, now: float) -> None:
+        """Hold the schedule's row lock until the transaction ends (its row created first if need be, as a
+        pause would): what is decided about the schedule's backfills is decided by one process at a time."""
+        self.init_schedules([(workflow, schedule_id)], None, now)
+        self.conn.execute(select(schedules.c.workflow).where(
+            schedules.c.workflow == workflow, schedules.c.schedule_id == schedule_id).with_for_update())
+
     def advance_schedules(self, cursors: Sequence[tuple[str, str, float]], now: float) -> None:
         """Move each ``(workflow, schedule id)`` cursor forward to the given tick (never back)."""
         self._st.advance_schedule.executemany(self.cursor, [(c, now, w, s, c) for w, s, c in cursors])
@@ -61,6 +68,22 @@ class ScheduleRows:
             schedule_id = schedule_of_key(key)
             if schedule_id is not None:
                 found.add((workflow, schedule_id))
+        return found
+
+    def last_ticks(self, schedules_: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """``(workflow, schedule id)`` → the latest tick that has a run (live, or a backfill's sharing its key),
+        read off the tick runs' keys (``schedule:<id>:<tick>``, in time order) by the (workflow, key) index.
+        Schedules none of whose ticks has run are left out."""
+        found: dict[tuple[str, str], float] = {}
+        for workflow, schedule_id in schedules_:
+            prefix = run_key_prefix(schedule_id)
+            for (key,) in self.conn.execute(select(runs.c.idempotency_key).where(
+                    # bounds that share the prefix: a database's collation may order punctuation its own way
+                    runs.c.workflow == workflow, runs.c.idempotency_key >= prefix + "0",
+                    runs.c.idempotency_key <= prefix + "99999").order_by(runs.c.idempotency_key.desc()).limit(20)):
+                if schedule_of_key(key) == schedule_id:  # not the key of a schedule whose id extends this one
+                    found[(workflow, schedule_id)] = datetime.fromisoformat(key[len(prefix):]).timestamp()
+                    break
         return found
 
     def taken_tick_keys(self, workflow: str, first: str, last: str) -> set[str]:

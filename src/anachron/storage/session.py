@@ -283,10 +283,11 @@ class Session(ScheduleRows):
         taken with ``SKIP LOCKED``; SQLite's write transaction already excludes every other writer."""
         return self._st.lock_queue.execute(self.cursor).fetchone() is not None
 
-    def queued_runs(self, scan: int, with_tags: bool, now: float) -> list[QueuedRun]:
+    def queued_runs(self, scan: int, with_tags: bool, now: float | None = None) -> list[QueuedRun]:
         """The first ``scan`` queued runs in (priority, age) order whose backfill (if any) is in progress and
-        that may start at ``now`` (``not_before``)."""
-        rows = self._st.queued.execute(self.cursor, (now, scan)).fetchall()
+        that may start at ``now`` (default: any time): not held back by ``not_before`` (a run taken over, in its
+        grace) and not deferred to a later ``scheduled_time``."""
+        rows = self._st.queued.execute(self.cursor, (1e18 if now is None else now, scan)).fetchall()
         return [QueuedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tags_of(r[8]) if with_tags else EMPTY_TAGS,
                           keys_of(r[9], r[10]), r[11]) for r in rows]
 
@@ -417,7 +418,17 @@ class Session(ScheduleRows):
                 changed.append(run_id)
         return changed
 
-    def _take_over(self, where: Any, owner: str, now: float, grace: float) -> AdoptedRuns:
+    def hand_back(self, owner: str, now: float) -> list[tuple[str, str | None]]:
+        """At a clean exit: ``owner``'s active runs go back to the queue with no owner — running ones as a new
+        attempt, those with a cancel pending canceled — for a daemon or the next process waiting on them to run
+        at once. Returns ``(run id, backfill id)`` of each."""
+        where = and_(runs.c.owner == owner, _ACTIVE)
+        found = [(r[0], r[1]) for r in self.conn.execute(select(runs.c.run_id, runs.c.backfill_id).where(where))]
+        if found:
+            self._take_over(where, None, now, 0.0)
+        return found
+
+    def _take_over(self, where: Any, owner: str | None, now: float, grace: float) -> AdoptedRuns:
         rows = list(self.conn.execute(select(runs.c.run_id, runs.c.status, runs.c.cancel_requested)
                                       .where(where).with_for_update()))
         canceled = tuple(r[0] for r in rows if r[2])

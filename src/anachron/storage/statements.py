@@ -235,7 +235,9 @@ class Statements:
                    runs.c.partition_keys, runs.c.plan_index)
             .select_from(runs.outerjoin(backfills, runs.c.backfill_id == backfills.c.backfill_id))
             .where(runs.c.status == Q_QUEUED, or_(runs.c.backfill_id.is_(None), backfills.c.status == Q_IN_PROGRESS),
-                   or_(runs.c.not_before.is_(None), runs.c.not_before <= b("now")))
+                   or_(runs.c.not_before.is_(None), runs.c.not_before <= b("now")),
+                   # a run deferred to a future scheduled_time (Prefect's --start-at) is no candidate before it
+                   or_(runs.c.scheduled_time.is_(None), runs.c.scheduled_time <= b("now")))
             .order_by(runs.c.priority.desc(), runs.c.seq).limit(b("scan")), "now", "scan")
         self.running = p(select(runs.c.workflow, runs.c.backfill_id, runs.c.tags, runs.c.partition_key,
                                 runs.c.partition_keys).where(runs.c.status == Q_RUNNING))

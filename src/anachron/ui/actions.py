@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from ..api.auth import COOKIE, token_matches
+from ..api.auth import COOKIE, caller, token_matches
 from ..definitions import Workflow
 from ..models import RERUN_OF_TAG
 from .backfill_pages import backfill_response
@@ -77,7 +77,7 @@ def backfill_action(request: Request, backfill_id: str, action: str) -> Response
         elif action == "cancel":
             repo.cancel_backfill(backfill_id)
         else:
-            result = repo.rerun_backfill(backfill_id, block=False)
+            result = repo.rerun_backfill(backfill_id, block=False, created_by=caller(request))
             if result.backfill_id is not None:
                 return redirect(request, f"/backfills/{path_part(result.backfill_id)}")
         flash = ("ok", MESSAGES.get(action, "Done."))

@@ -95,5 +95,5 @@ def backfill_context(repo: CodeRepository, backfill_id: str, sample: view.Sample
     poll = query(fragment="live", s=p.sample.encode(), zoom=zoomed[0] if zoomed else None)
     return dict(st=st, p=p, now=now, grid=grid, pending=snap.grid.counts.get("pending", 0), zoomed=zoomed,
                 failed=failed[:FAILED_SHOWN], more_failed=len(failed) > FAILED_SHOWN, reruns=reruns[:RERUNS_SHOWN],
-                more_reruns=len(reruns) > RERUNS_SHOWN, rerun_of=st.tags.get(RERUN_OF_TAG), poll=poll,
+                more_reruns=len(reruns) > RERUNS_SHOWN, rerun_of=dict(st.tags).get(RERUN_OF_TAG), poll=poll,
                 every="1s" if snap.grid.total <= cells.MAX_CELLS else "2s")

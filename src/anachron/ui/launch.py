@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..api.auth import caller
 from ..definitions import Workflow
 from ..estimate import Estimate, describe
-from ..models import BackfillResult
+from ..models import BackfillResult, ConflictError
 from ..repository import CodeRepository
 from .actions import read_form, redirect
 from .fields import ParamForm, param_form
@@ -44,14 +45,15 @@ async def launch(request: Request) -> Response:
     return await run_in_threadpool(_submit, request, form, False)
 
 
-def submit(repo: CodeRepository, form: BackfillForm, params: ParamForm, *, dry_run: bool) -> BackfillResult:
+def submit(repo: CodeRepository, form: BackfillForm, params: ParamForm, *, dry_run: bool,
+           created_by: str | None = None) -> BackfillResult:
     """The form's backfill (a schedule's ticks when it names a schedule), stored for the server to lead, or
     only planned (``dry_run``)."""
     if form.schedule is not None:
         name = form.get("workflow")
-        return repo.backfill_schedule(name, form.schedule, block=False, dry_run=dry_run,
+        return repo.backfill_schedule(name, form.schedule, block=False, dry_run=dry_run, created_by=created_by,
                                       **form.schedule_options(params))
-    return repo.create_backfill(form.request(params, dry_run=dry_run), block=False)
+    return repo.create_backfill(form.request(params, dry_run=dry_run), block=False, created_by=created_by)
 
 
 def workflow_named(request: Request, name: str) -> tuple[CodeRepository, Workflow] | Response:
@@ -68,10 +70,10 @@ def _submit(request: Request, form: BackfillForm, dry_run: bool) -> Response:
         return found
     repo, wf = found
     try:
-        result = submit(repo, form, param_form(wf), dry_run=dry_run)
+        result = submit(repo, form, param_form(wf), dry_run=dry_run, created_by=caller(request))
     except (ValueError, LookupError) as exc:  # the engine's message names the field: shown in the form's words
         context: dict[str, Any] = dict(error=in_form_words(str(exc)), form=form)
-        status = 422
+        status = 409 if isinstance(exc, ConflictError) else 422
     else:
         if not dry_run:
             assert result.backfill_id is not None

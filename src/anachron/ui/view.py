@@ -12,7 +12,7 @@ a rate and an ETA; a finished one shows its overall average.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import NamedTuple
@@ -273,9 +273,11 @@ def first_line(text: str | None, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def user_tags(tags: dict[str, str]) -> list[tuple[str, str]]:
-    """A run's or backfill's tags, the user's first and anachron's own (``anachron/...``) after them."""
-    return sorted(tags.items(), key=lambda kv: (kv[0].startswith("anachron/"), kv[0]))
+def user_tags(tags: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A run's tags (a mapping) or a backfill's (pairs), the user's first and anachron's own (``anachron/...``)
+    after them."""
+    pairs = tags.items() if isinstance(tags, Mapping) else tags
+    return sorted(pairs, key=lambda kv: (kv[0].startswith("anachron/"), kv[0]))
 
 
 def _aware(when: datetime) -> datetime:
