@@ -16,7 +16,7 @@ from ..storage import StorageRejected
 from .tick import Decisions, Window
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 log = logging.getLogger("anachron.coordinator")
 

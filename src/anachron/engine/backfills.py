@@ -55,7 +55,7 @@ from .waiting import wait_until
 
 if TYPE_CHECKING:
     from ..requests import BackfillRequest
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 
 class BackfillService:

@@ -41,24 +41,20 @@ from .apply import Applied, apply
 from .context import EngineContext
 from .host import EngineHost
 from .jobs import job_from_record
+from .lease import TICK_PATIENCE, LeaseLost, ProcessLease
 from .led import LedBackfill
 from .takeover import TakenOver, take_over
 from .tick import Decisions, Snapshot, decide
 
 if TYPE_CHECKING:
     from ..storage import Storage
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 log = logging.getLogger("anachron.coordinator")
 BATCH_WAIT_SECONDS = 0.002
 GATHER_MIN_INFLIGHT = 16  # with fewer runs in flight, a tick does not wait for more results
 IDLE_POLL_SECONDS = 1.0  # how often an idle coordinator looks at storage (runs in flight: poll_seconds)
 CLAIM_RETRY_SECONDS = 0.003  # after another process held the claim lock: how soon to claim again
-TICK_PATIENCE = 2.0  # seconds one tick's transaction is retried before the loop takes over
-
-
-class LeaseLost(Exception):
-    """The renewal found this process's lease lapsed: another process may have taken its work."""
 
 
 @dataclass
@@ -80,7 +76,7 @@ class Coordinator:
         self.worker_id = engine.identity.worker_id
         self.lease_seconds = engine.lease_seconds
         self.poll_seconds = min(poll_seconds, self.lease_seconds / 4)
-        self.fence_margin = min(2.0, self.lease_seconds * 0.1)
+        self.lease = ProcessLease(engine, engine.executor)
         self.grace = lifecycle.takeover_grace(self.lease_seconds)
         self._wake = threading.Event()
         self._due: list[float] = []  # engine-clock times at which a deferred run becomes startable (a heap)
@@ -96,8 +92,6 @@ class Coordinator:
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._lease_expires = 0.0
-        self._next_renew = 0.0
         self._next_slow = 0.0
         self._next_reap = 0.0
         self._refresh = False  # re-read led backfills from storage on the next tick
@@ -122,20 +116,14 @@ class Coordinator:
                 raise RuntimeError(
                     "a module that starts runs or backfills when it is imported was imported by a worker process "
                     "(to find its workflows); put that code under `if __name__ == \"__main__\":`")
-            self._register(self.engine.wall())
+            at = self.engine.wall()
+            self.storage.run(lambda s: self.lease.register(s, at))
             self.executor.start(EngineHost(self.engine, self._on_results))
-            self.executor.set_lease_deadline(self._lease_expires - self.fence_margin)
+            self.lease.held(at)
             self._thread = threading.Thread(target=self._loop, name="anachron-coordinator", daemon=True)
             self._thread.start()
             # On a normal interpreter exit, hand our backfills back at once rather than after the lease.
             atexit.register(self.stop)
-
-    def _register(self, now: float) -> None:
-        ident = self.engine.identity
-        expires = now + self.lease_seconds
-        self.storage.run(lambda s: s.register_worker(ident.worker_id, ident.hostname, ident.pid, now, expires))
-        self._lease_expires = expires
-        self._next_renew = now + self.lease_seconds / 3
 
     @property
     def running(self) -> bool:
@@ -288,9 +276,8 @@ class Coordinator:
     def tick(self, now: float) -> bool:
         """One round; returns True when runs changed state (run waiters look again). Backfill-level
         changes set ``_backfills_changed`` for backfill waiters."""
-        wall = self.engine.wall()
-        if wall >= self._next_renew:
-            self._renew(wall)
+        if self.lease.due(self.engine.wall()):
+            self.lease.renew(self.storage.run)
         with self._results_lock:
             pending = list(self._results)
         outcomes = [o for o in pending if self._inflight.get(o.run_id, _NONE).attempt == o.attempt]
@@ -342,12 +329,12 @@ class Coordinator:
                 self._careful = False
         self._forget(pending)
         jobs = self._follow(result)
-        if jobs and self.engine.wall() >= self._lease_expires - self.fence_margin:
+        if jobs and self.lease.fenced(self.engine.wall()):
             # This process stalled inside the tick and its lease may be gone: do not start these runs.
             # They go back to the queue (if the lease is gone, another process or our lease recovery does
             # that), and the next tick renews the lease first.
             dropped, jobs = jobs, []
-            self._next_renew = 0.0
+            self.lease.next_renew = 0.0
             try:
                 self.storage.run(lambda s: s.requeue([j.run_id for j in dropped],
                                                      {j.run_id: j.attempt for j in dropped}, self.worker_id),
@@ -450,18 +437,6 @@ class Coordinator:
         return job_from_record(self.engine.registry[run.workflow], run, self.engine.log_limit)
 
     # -- the lease --------------------------------------------------------------------------------
-    def _renew(self, now: float) -> None:
-        def renew(s: Session) -> float | None:
-            at = self.engine.wall()  # read in the transaction: one that waited for a lock past the lease fails
-            return at if s.renew_lease(self.worker_id, at, at + self.lease_seconds) else None
-
-        renewed = self.storage.run(renew, patience=TICK_PATIENCE)
-        if renewed is None:
-            raise LeaseLost()
-        self._lease_expires = renewed + self.lease_seconds
-        self._next_renew = renewed + self.lease_seconds / 3
-        self.executor.set_lease_deadline(self._lease_expires - self.fence_margin)
-
     def _recover_lease(self) -> bool:
         """Our lease lapsed (this process stalled, or storage was out of reach): stop everything in flight,
         record the outcomes we hold of runs that finished meanwhile (accepted unless another process started
@@ -480,12 +455,10 @@ class Coordinator:
         for led in self._led.values():
             led.jobs.clear()
         now = self.engine.wall()
-        ident = self.engine.identity
-        expires = now + self.lease_seconds
         engine_now = self.engine.now_ts()
 
         def recover(s: Session) -> None:
-            s.register_worker(ident.worker_id, ident.hostname, ident.pid, now, expires)
+            self.lease.register(s, now)
             s.record_outcomes([o.record() for o in finished], self.worker_id, inflight, engine_now)
             s.reclaim_runs(self.worker_id, engine_now, self.grace)
 
@@ -497,9 +470,7 @@ class Coordinator:
             self._inflight = {**inflight, **self._inflight}
             self._failed(exc)
             return False
-        self._lease_expires = expires
-        self._next_renew = now + self.lease_seconds / 3
-        self.executor.set_lease_deadline(expires - self.fence_margin)
+        self.lease.held(now)
         self._refresh = True
         return True
 

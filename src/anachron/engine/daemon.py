@@ -32,7 +32,7 @@ from .coordinator import Coordinator
 from .scheduler import Evaluation, ScheduleEvaluator
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 log = logging.getLogger("anachron.daemon")
 SCAN_SECONDS = 1.0

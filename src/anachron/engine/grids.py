@@ -31,7 +31,7 @@ from .context import EngineContext
 from .led import rebuild_plan
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 _Read = tuple[BackfillRecord, BackfillStatus, list[GridCount], list[GridRun] | None, list[GridRun] | None]
 

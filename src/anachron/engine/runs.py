@@ -20,7 +20,7 @@ from .jobs import new_run_id, partition_window
 from .waiting import wait_until
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 MAX_IDEMPOTENCY_KEY = 1_000
 

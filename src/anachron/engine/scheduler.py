@@ -30,7 +30,7 @@ from .context import EngineContext
 from .jobs import new_run_id, tick_partition
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 log = logging.getLogger("anachron.daemon")
 UTC = timezone.utc

@@ -19,7 +19,7 @@ from .readiness import GraphFacts
 from .tick import Led, Queue, Snapshot
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 QUEUE_SCAN_MIN = 64
 

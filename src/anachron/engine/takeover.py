@@ -18,7 +18,7 @@ from ..planning import PlanChanged
 from .led import LedBackfill, rebuild_plan
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 log = logging.getLogger("anachron.coordinator")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..models import ACTIVE_BACKFILL_STATUSES, TRIGGER_TAG, ConflictError
 
 if TYPE_CHECKING:
-    from ..storage.session import Session
+    from ..storage.contract import StoreSession as Session
 
 
 def refuse_second(s: Session, trigger: tuple[str, str], idempotency_key: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Storage: one contract (``Storage``: transactions yielding a typed ``Session``), one SQL implementation.
+"""Storage: one contract (``Storage``: transactions yielding a ``contract.StoreSession``), one SQL implementation
+(``session.Session``).
 
 SQLite (WAL) and PostgreSQL share every statement; ``sqlite://`` is an in-memory store for tests.
 SQLAlchemy is imported when a ``Storage`` is opened, not when anachron is imported.
@@ -28,8 +29,8 @@ from .errors import (
 from .urls import DEFAULT_URL, default_url, is_memory_url, normalize_url
 
 if TYPE_CHECKING:
+    from .contract import StoreSession
     from .engine import Database
-    from .session import Session
 
 #: How long ``Storage.run`` keeps retrying a transaction that fails with transient errors.
 DEFAULT_PATIENCE = 10.0
@@ -60,7 +61,7 @@ class Storage:
         return self.db.is_memory
 
     @contextlib.contextmanager
-    def write(self, pinned: bool = False) -> Iterator[Session]:
+    def write(self, pinned: bool = False) -> Iterator[StoreSession]:
         """One write transaction (no retry): committed when the block ends, rolled back on error.
         ``pinned``: on a connection this thread keeps (for a loop that writes many times a second)."""
         from .session import Session
@@ -69,13 +70,13 @@ class Storage:
             yield Session(conn, self.db.statements)
 
     @contextlib.contextmanager
-    def read(self, pinned: bool = False) -> Iterator[Session]:
+    def read(self, pinned: bool = False) -> Iterator[StoreSession]:
         from .session import Session
 
         with self.db.transaction(write=False, pinned=pinned) as conn:
             yield Session(conn, self.db.statements)
 
-    def run(self, fn: Callable[[Session], T], *, write: bool = True, patience: float = DEFAULT_PATIENCE,
+    def run(self, fn: Callable[[StoreSession], T], *, write: bool = True, patience: float = DEFAULT_PATIENCE,
             on_retry: Callable[[BaseException, int], None] | None = None, pinned: bool = False) -> T:
         """``fn(session)`` in one transaction, retried with backoff on transient errors for up to
         ``patience`` seconds; then ``StorageUnavailable``. ``fn`` may run several times: it must not

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, and_, case, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 
 from ..models import CANCELED, IN_PROGRESS, QUEUED, REQUESTED, RUNNING, UPSTREAM_FAILED
 from ..records import ScheduleState
 from ..schedules import SCHEDULE_KEY_PREFIX, run_key_prefix, schedule_of_key, tick_key
 from .schema import backfills, runs, schedules, workers
-from .statements import Statements
+from .sql import SqlRows
 
 
-class ScheduleRows:
-    conn: Connection
-    _st: Statements
-
-    if TYPE_CHECKING:
-        @property
-        def cursor(self) -> Any: ...
+class ScheduleRows(SqlRows):
+    """Schedule state and the daemon's look-outs (see the module note)."""
 
     # -- schedule state ------------------------------------------------------------------------------
     def schedule_states(self) -> dict[tuple[str, str], ScheduleState]:
