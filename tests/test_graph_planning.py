@@ -25,7 +25,7 @@ def plan_of(selected, selection=MARCH, include="selection", reprocess="all", sta
             strategy=None, registry=REGISTRY):
     spec = freeze_graph_plan(registry, [registry[n] for n in selected], include, selection, strategy, order,
                              reprocess, NOW, {}, statuses or {})
-    return build_plan(json.loads(json.dumps(spec)), registry, {})
+    return build_plan(json.loads(json.dumps(spec.to_json())), registry, {})
 
 
 def keys_of(plan, name):
@@ -201,12 +201,12 @@ def test_depends_on_past_waits_for_the_key_before_and_refuses_newest_first():
 # -- the frozen plan ----------------------------------------------------------------------------------------------
 def test_the_frozen_plan_records_the_graph_and_rebuilds_identically():
     spec = freeze_graph_plan(REGISTRY, [raw_events], "downstream", MARCH, None, "oldest_first", "all", NOW, {}, {})
-    assert spec["graph"]["edges"] == [
+    assert spec.graph["edges"] == [
         {"upstream": "raw_events", "downstream": "daily_summary", "mapping": {"kind": "time_window"}},
         {"upstream": "daily_summary", "downstream": "weekly_report", "mapping": {"kind": "time_window"}},
         {"upstream": "weekly_report", "downstream": "yearly_deck", "mapping": {"kind": "all"}}]
-    assert spec["kept"]["raw_events"] == [[1440, 2184]] and spec["selection"] == {"kind": "all"}
-    text = json.dumps(spec)
+    assert spec.kept["raw_events"] == [[1440, 2184]] and spec.selection == {"kind": "all"}
+    text = json.dumps(spec.to_json())
     first, again = build_plan(json.loads(text), REGISTRY, {}), build_plan(json.loads(text), REGISTRY, {})
     assert list(first.runs()) == list(again.runs())
     # the code changed its mapping since: the plan keeps the one it was made with

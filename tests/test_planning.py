@@ -43,7 +43,8 @@ def test_a_frozen_plan_rebuilds_identically_from_json():
     spec = freeze_plan([daily_etl], selection, ac.BackfillStrategy.batched(3), "newest_first", "missing", NOW, {},
                        statuses)
     first = build_plan(spec, workflows, {})
-    again = build_plan(json.loads(json.dumps(spec)), workflows, {})
+    again = build_plan(json.loads(json.dumps(spec.to_json())), workflows, {})
+    assert spec.version == 1 and json.loads(json.dumps(spec.to_json()))["version"] == 1
     assert first.num_partitions == again.num_partitions == 58
     assert [r.keys for r in first.runs()] == [r.keys for r in again.runs()]
     assert first.run(0).keys == ("2024-02-29", "2024-02-28", "2024-02-27")

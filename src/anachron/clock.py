@@ -237,3 +237,21 @@ def as_clock(clock: Clock | Callable[[], datetime] | None) -> Clock:
     if callable(clock):
         return CallableClock(clock)
     raise ValueError("clock: expected an anachron.clock.Clock or a function returning an aware datetime")
+
+
+def logical_time(*, submitted: datetime, tick: datetime | None = None,
+                 window: tuple[datetime, datetime] | None = None, scheduled: datetime | None = None,
+                 environ: Mapping[str, str] | None = None, process: Mapping[str, str] | None = None) -> datetime:
+    """A run's logical time, the one rule (SPEC §2) every kind of run is created with: a schedule tick's → the
+    tick; a time partition's → its window's end; a run deferred to a ``scheduled`` time → that time; any other →
+    ``ANACHRON_TIME`` (or ``STARLARK_TIME``) from the run's ``environ``, else from the submitting ``process``'s,
+    else the time it was ``submitted``. A malformed variable in the run's ``environ`` raises
+    ``LogicalTimeError`` whatever decides the time (the run fails before any task starts)."""
+    from_run = time_from_environ(environ or {})
+    if tick is not None:
+        return tick
+    if window is not None:
+        return window[1]
+    if scheduled is not None:
+        return scheduled
+    return from_run or time_from_environ(process or {}) or submitted

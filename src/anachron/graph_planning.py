@@ -29,6 +29,7 @@ from .index_ranges import EMPTY, RangeSet, union_all
 from .mapping_bounds import Bound, Side, flatten
 from .models import FAILED, MISSING
 from .partitions import KeySequence, MultiPartitions, PartitionKeyRange
+from .plan_spec import PlanSpec
 from .planning import (
     ORDERS,
     PLAN_SHAPES,
@@ -211,7 +212,7 @@ class _Planner:
 
 def freeze_graph_plan(registry: WorkflowRegistry, selected: Sequence[Workflow], include: str,
                       selection: Mapping[str, Any], strategy: BackfillStrategy | None, order: str, reprocess: str,
-                      now: datetime, dynamic: Dynamic, statuses: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+                      now: datetime, dynamic: Dynamic, statuses: Mapping[str, Mapping[str, str]]) -> PlanSpec:
     """A graph backfill's plan, decided once, as JSON (see the module note). ``statuses``: per workflow of
     ``backfill_members``, its partition statuses (an unpartitioned one's latest run under ``NODE_KEY``), needed
     unless ``reprocess="all"``."""
@@ -231,16 +232,14 @@ def freeze_graph_plan(registry: WorkflowRegistry, selected: Sequence[Workflow], 
     kept = planner.kept(members, wanted, reprocess, statuses)
     checks = {n: key_check(registry[n], planner.side(n).keys or ()) for n in members
               if registry[n].partitions is not None}
-    spec: dict[str, Any] = {
-        "workflows": members, "selection": {"kind": "all"}, "now": now.isoformat(),
-        "strategy": strategy.to_dict() if strategy else None, "order": order, "reprocess": reprocess,
-        "kept": {n: kept[n].to_json() for n in members}, "checks": checks,
-        "graph": {"include": include, "selected": names, "selection": dict(selection),
-                  "edges": [e.to_json() for e in graph.edges_among(members)]},
-    }
-    if dynamic and any(_dynamic_names(registry[n]) for n in members):
-        spec["dynamic"] = {k: list(v) for k, v in dynamic.items()}
-    return spec
+    return PlanSpec(
+        workflows=members, selection={"kind": "all"}, now=now.isoformat(),
+        strategy=strategy.to_dict() if strategy else None, order=order, reprocess=reprocess,  # type: ignore[arg-type]
+        kept={n: kept[n].to_json() for n in members}, checks=checks,
+        graph={"include": include, "selected": names, "selection": dict(selection),
+               "edges": [e.to_json() for e in graph.edges_among(members)]},
+        dynamic={k: list(v) for k, v in dynamic.items()}
+        if dynamic and any(_dynamic_names(registry[n]) for n in members) else None)
 
 
 def check_order(registry: WorkflowRegistry, names: Sequence[str], order: str) -> None:
@@ -260,15 +259,16 @@ def ticks_not_available(names: Sequence[str]) -> str:
             "a backfill whose keys wait for the key before")
 
 
-def build_graph_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow], dynamic: Dynamic) -> GraphPlan:
+def build_graph_plan(spec: PlanSpec, workflows: Mapping[str, Workflow], dynamic: Dynamic) -> GraphPlan:
     """Rebuild a graph backfill's plan from its frozen spec; ``PlanChanged`` when a workflow or its partitions
     changed so that the planned keys can no longer be produced."""
-    now = datetime.fromisoformat(spec["now"])
-    dynamic = spec.get("dynamic", dynamic)
-    strategy = BackfillStrategy.from_dict(spec["strategy"]) if spec.get("strategy") else None
-    newest_first = spec["order"] == "newest_first"
-    names: list[str] = list(spec["workflows"])
-    edges = edges_from_json(spec["graph"]["edges"])
+    assert spec.graph is not None
+    now = datetime.fromisoformat(spec.now)
+    dynamic = spec.dynamic if spec.dynamic is not None else dynamic
+    strategy = BackfillStrategy.from_dict(spec.strategy) if spec.strategy else None
+    newest_first = spec.order == "newest_first"
+    names: list[str] = list(spec.workflows)
+    edges = edges_from_json(spec.graph["edges"])
     levels: dict[str, int] = {}
     for name in names:
         levels[name] = max((levels[e.upstream] + 1 for e in edges
@@ -280,20 +280,21 @@ def build_graph_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow],
         if workflow is None:
             raise PlanChanged(f"workflow {name!r} is no longer defined")
         side = sides[name] = Side.of(workflow.partitions, now, dynamic)
-        check = spec["checks"].get(name)
+        check = spec.checks.get(name)
         if (check is None) != (side.keys is None):
             raise PlanChanged(f"workflow {name!r} changed since the backfill was planned: it "
                               f"{'has' if side.keys is not None else 'no longer has'} partitions")
-        kept = RangeSet(spec["kept"][name])
+        kept = RangeSet(spec.kept[name])
         if side.keys is None:
             plan: Any = NodePlan(workflow, bool(kept))
         else:
+            assert check is not None  # (a workflow with keys has a check: above)
             verify_keys(workflow, side.keys, check)
             if kept and kept.last is not None and kept.last >= len(side.keys):
                 raise PlanChanged(f"workflow {name!r}: the plan runs key number {kept.last + 1}, the definition "
                                   f"now has {len(side.keys)} keys")
             chosen = strategy or workflow.backfill_strategy or BackfillStrategy.multi_run()
-            plan = WorkflowPlan(workflow, side.keys, list(kept.ranges), spec["order"], chosen, False)
+            plan = WorkflowPlan(workflow, side.keys, list(kept.ranges), spec.order, chosen, False)
         lanes.append(Lane(plan, side, kept, newest_first, levels[name], _inner(workflow, side, now, dynamic)))
     index = {name: i for i, name in enumerate(names)}
     bound = [LaneEdge(index[e.upstream], index[e.downstream],

@@ -20,6 +20,7 @@ from .definitions import Workflow
 from .models import FAILED, MISSING, TRIGGER_TAG
 from .partitions import KeySequence, MultiPartitions, PartitionKeyRange, TimeWindowPartitions
 from .partitions.base import to_datetime as local_datetime
+from .plan_spec import PlanSpec
 from .schedules import Schedule, run_key, zone
 from .strategies import BATCHED, MULTI_RUN, PER_DIMENSION, SINGLE_RUN, BackfillStrategy
 
@@ -533,42 +534,43 @@ class _Groups(_LazySequence[list[str]]):
 
 #: Builders of plans of other shapes, by the part of the spec that marks them. ``graph_planning`` (which builds on
 #: this module, so this one cannot import it) registers ``"graph"``; ``import anachron`` loads it.
-PLAN_SHAPES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Workflow], Mapping[str, Sequence[str]]],
+PLAN_SHAPES: dict[str, Callable[[PlanSpec, Mapping[str, Workflow], Mapping[str, Sequence[str]]],
                                 BackfillPlan]] = {}
 
 
-def build_plan(spec: Mapping[str, Any], workflows: Mapping[str, Workflow],
+def build_plan(spec: PlanSpec | Mapping[str, Any], workflows: Mapping[str, Workflow],
                dynamic: Mapping[str, Sequence[str]], resolved: Mapping[str, KeySequence] | None = None) -> BackfillPlan:
     """Rebuild a plan from its frozen spec (see ``freeze_plan``). Raises ``PlanChanged`` when the keys it
     planned can no longer be produced (a workflow or its partitions changed since). ``resolved``: the keys
     ``freeze_plan`` was given, when the plan is built right after it (not from storage)."""
+    spec = PlanSpec.of(dict(spec) if not isinstance(spec, PlanSpec) else spec)
     for part, builder in PLAN_SHAPES.items():  # a plan of another shape (a graph backfill: graph_planning)
-        if spec.get(part) is not None:
+        if getattr(spec, part) is not None:
             return builder(spec, workflows, dynamic)
-    now = datetime.fromisoformat(spec["now"])
-    strategy = BackfillStrategy.from_dict(spec["strategy"]) if spec.get("strategy") else None
+    now = datetime.fromisoformat(spec.now)
+    strategy = BackfillStrategy.from_dict(spec.strategy) if spec.strategy else None
     plans = []
-    for name in spec["workflows"]:
+    for name in spec.workflows:
         workflow = workflows.get(name)
         if workflow is None:
             raise PlanChanged(f"workflow {name!r} is no longer defined")
         try:
             keys = resolved[name] if resolved and name in resolved else \
-                resolve_keys(workflow, spec["selection"], now, spec.get("dynamic", dynamic))
+                resolve_keys(workflow, spec.selection, now, spec.dynamic if spec.dynamic is not None else dynamic)
         except ValueError as exc:
-            if "checks" not in spec:
+            if not spec.checks:
                 raise
             raise PlanChanged(f"workflow {name!r}: {exc}") from None
-        check = spec.get("checks", {}).get(name)
+        check = spec.checks.get(name)
         if check is not None:
             verify_keys(workflow, keys, check)
-        is_ticks = is_tick_selection(workflow, spec["selection"])
-        ranges = spec.get("kept", {}).get(name)
+        is_ticks = is_tick_selection(workflow, spec.selection)
+        ranges = spec.kept.get(name)
         ranges = None if ranges is None else [tuple(r) for r in ranges]
         chosen = strategy or workflow.backfill_strategy or BackfillStrategy.multi_run()
-        taken = spec.get("taken", {}).get(name)
-        shared = schedule_id_of(workflow, spec["selection"]) if is_ticks and "taken" in spec else None
-        plans.append(WorkflowPlan(workflow, keys, ranges, spec["order"], chosen, is_ticks, taken, shared))
+        taken = [(a, b) for a, b in (spec.taken or {}).get(name, [])] if spec.taken is not None else None
+        shared = schedule_id_of(workflow, spec.selection) if is_ticks and spec.taken is not None else None
+        plans.append(WorkflowPlan(workflow, keys, ranges, spec.order, chosen, is_ticks, taken, shared))
     return BackfillPlan(plans)
 
 
@@ -637,8 +639,8 @@ def freeze_plan(workflows: Sequence[Workflow], selection: Mapping[str, Any], str
                 order: str, reprocess: str, now: datetime, dynamic: Mapping[str, Sequence[str]],
                 statuses: Mapping[str, Mapping[str, str]],
                 taken: Mapping[str, Iterable[str]] | None = None,
-                resolved: Mapping[str, KeySequence] | None = None) -> dict[str, Any]:
-    """Decide a backfill's plan once, as JSON: the reprocess filter is evaluated now and kept as ranges.
+                resolved: Mapping[str, KeySequence] | None = None) -> PlanSpec:
+    """Decide a backfill's plan once (a ``PlanSpec``): the reprocess filter is evaluated now and kept as ranges.
 
     For a schedule's ticks, ``taken`` names (per workflow) the ticks that already had a run: the others'
     runs share their idempotency key with the daemon's live tick (``schedules.run_key``), so a tick the
@@ -657,22 +659,19 @@ def freeze_plan(workflows: Sequence[Workflow], selection: Mapping[str, Any], str
         keys = resolved[workflow.name]
         kept[workflow.name] = kept_ranges(keys, statuses.get(workflow.name, {}), reprocess)
         checks[workflow.name] = key_check(workflow, keys)
-    spec: dict[str, Any] = {
-        "workflows": [w.name for w in workflows], "selection": dict(selection), "now": now.isoformat(),
-        "strategy": strategy.to_dict() if strategy else None, "order": order, "reprocess": reprocess,
-        "kept": kept, "checks": checks,
-    }
-    if any(_uses_dynamic(w) for w in workflows):
-        spec["dynamic"] = {k: list(v) for k, v in dynamic.items()}
+    shared: dict[str, list[list[int]]] | None = None
     if taken is not None:
-        spec["taken"] = {}
+        shared = {}
         for workflow in workflows:
             if is_tick_selection(workflow, selection):
                 had = set(taken.get(workflow.name, ()))
                 keys = resolved[workflow.name]
-                spec["taken"][workflow.name] = _index_ranges(i for i, k in enumerate(keys) if k in had) \
-                    if had else []
-    return spec
+                shared[workflow.name] = _index_ranges(i for i, k in enumerate(keys) if k in had) if had else []
+    return PlanSpec(workflows=[w.name for w in workflows], selection=dict(selection), now=now.isoformat(),
+                    strategy=strategy.to_dict() if strategy else None, order=order, reprocess=reprocess,  # type: ignore[arg-type]
+                    kept=kept, checks=checks, taken=shared,
+                    dynamic={k: list(v) for k, v in dynamic.items()} if any(_uses_dynamic(w) for w in workflows)
+                    else None)
 
 
 def _index_ranges(indices: Iterable[int]) -> list[list[int]]:

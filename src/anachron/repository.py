@@ -290,10 +290,9 @@ class CodeRepository:
         the next process that waits on it leads it."""
         from .requests import BackfillRequest
 
-        request = BackfillRequest.from_python(
-            workflow, selection, partition_keys, partition_range, start, end, strategy, failure_policy,
-            max_concurrency, tags, config, params, reprocess, order, idempotency_key, dry_run, include=include,
-            cron=cron, timezone=timezone)
+        asked = locals()  # this method's parameters are the request's fields (and block, coordinate)
+        request = BackfillRequest.from_python(**{name: asked[name] for name in BackfillRequest.model_fields
+                                                 if name in asked})
         return self._backfills.create(request, block=block, coordinate=coordinate)
 
     def create_backfill(self, request: Any, *, block: bool = True, coordinate: bool = True,

@@ -12,7 +12,7 @@ Imported on first use (pydantic is not loaded by ``import anachron``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -222,44 +222,17 @@ class BackfillRequest(BaseModel):
             raise RequestError(_message(exc)) from None
 
     @classmethod
-    def from_python(cls, workflow: str | Workflow | None = None,
-                    selection: Sequence[str | Workflow] | str | Workflow | None = None,
-                    partition_keys: Sequence[str] | None = None, partition_range: PartitionKeyRange | None = None,
-                    start: Any = None, end: Any = None, strategy: BackfillStrategy | None = None,
-                    failure_policy: str = "continue", max_concurrency: int = 4,
-                    tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-                    config: Mapping[str, Mapping[str, Any]] | None = None, params: Mapping[str, Any] | None = None,
-                    reprocess: str = "all", order: str = "oldest_first", idempotency_key: str | None = None,
-                    dry_run: bool = False, trigger_id: str | None = None,
-                    include: str = "selection", cron: str | None = None,
-                    timezone: str | None = None) -> BackfillRequest:
-        """The request ``repo.backfill(...)`` describes (workflow objects, ``PartitionKeyRange`` and
-        ``BackfillStrategy`` accepted as well as their JSON forms)."""
-        if strategy is not None and not isinstance(strategy, BackfillStrategy):
-            raise RequestError("strategy: expected ac.BackfillStrategy.multi_run(), .single_run(), "
-                               ".per_dimension(...) or .batched(n)")
-        if partition_range is not None and not isinstance(partition_range, PartitionKeyRange):
-            raise RequestError("partition_range: expected ac.PartitionKeyRange.single(...) or .multi(...)")
-        if partition_keys is not None and (isinstance(partition_keys, str) or not isinstance(partition_keys, Sequence)):
-            raise RequestError("partition_keys: expected a list of partition keys")
-        if isinstance(selection, (str, Workflow)):
-            selection = [selection]
-        for field_name, value in (("config", config), ("params", params)):
-            if value is not None and not isinstance(value, Mapping):
-                raise RequestError(f"{field_name}: expected a mapping")
-        data: dict[str, Any] = {
-            "workflow": workflow.name if isinstance(workflow, Workflow) else workflow,
-            "selection": None if selection is None else [w.name if isinstance(w, Workflow) else w for w in selection],
-            "partition_keys": None if partition_keys is None else list(partition_keys),
-            "partition_range": None if partition_range is None else _range_json(partition_range),
-            "start": start, "end": end, "trigger_id": trigger_id, "cron": cron, "timezone": timezone,
-            "strategy": strategy,
-            "failure_policy": failure_policy, "max_concurrency": max_concurrency,
-            "tags": [{"key": k, "value": v} for k, v in normalize_tags(tags).items()],
-            "config": {k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()},
-            "params": dict(params or {}), "reprocess": reprocess, "order": order,
-            "idempotency_key": idempotency_key, "dry_run": dry_run, "include": include,
-        }
+    def from_python(cls, workflow: Any = None, **fields: Any) -> BackfillRequest:
+        """The request ``repo.backfill(...)`` describes: the model's fields by name, Python objects accepted
+        where JSON forms would be (workflow objects, ``PartitionKeyRange``, ``BackfillStrategy``, tags as a
+        mapping or pairs, mappings). Every door builds its request from these fields (``repo.backfill``'s
+        parameters, the CLI's options and the UI's form map onto them: ``tests/test_requests.py`` checks it)."""
+        fields["workflow"] = workflow
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            raise RequestError(f"{unknown[0]}: not a field of a backfill request")
+        data = {name: _PYTHON_FORMS.get(name, _as_is)(value) for name, value in fields.items()
+                if value is not None or name in ("workflow", "selection")}
         return cls.parse(data)
 
     @classmethod
@@ -276,7 +249,7 @@ class BackfillRequest(BaseModel):
         if start is None:
             raise RequestError("start: a schedule backfill needs a start")
         tags = {**normalize_tags(labels, "labels"), TRIGGER_TAG: trigger_id}
-        return cls.from_python(workflow, start=start, end=end, params=inputs, tags=tags, dry_run=dry_run,
+        return cls.from_python(workflow=workflow, start=start, end=end, params=inputs, tags=tags, dry_run=dry_run,
                                trigger_id=trigger_id, **options)
 
 
@@ -412,3 +385,58 @@ def _describe(err: Mapping[str, Any]) -> str:
         got = repr(err.get("input"))
         text += f", got {got if len(got) <= 120 else got[:117] + '...'}"
     return f"{loc}: {text}"
+
+
+# -- Python values in their JSON forms (``BackfillRequest.from_python``) -------------------------------------------
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _workflow_name(value: Any) -> Any:
+    return value.name if isinstance(value, Workflow) else value
+
+
+def _selection(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (str, Workflow)):
+        value = [value]
+    return [w.name if isinstance(w, Workflow) else w for w in value]
+
+
+def _partition_keys(value: Any) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise RequestError("partition_keys: expected a list of partition keys")
+    return list(value)
+
+
+def _partition_range(value: Any) -> Any:
+    if not isinstance(value, PartitionKeyRange):
+        raise RequestError("partition_range: expected ac.PartitionKeyRange.single(...) or .multi(...)")
+    return _range_json(value)
+
+
+def _strategy(value: Any) -> Any:
+    if not isinstance(value, BackfillStrategy):
+        raise RequestError("strategy: expected ac.BackfillStrategy.multi_run(), .single_run(), "
+                           ".per_dimension(...) or .batched(n)")
+    return value
+
+
+def _tags(value: Any) -> list[dict[str, Any]]:
+    return [{"key": k, "value": v} for k, v in normalize_tags(value).items()]
+
+
+def _mapping(name: str) -> Callable[[Any], dict[str, Any]]:
+    def convert(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise RequestError(f"{name}: expected a mapping")
+        return {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+    return convert
+
+
+_PYTHON_FORMS: dict[str, Callable[[Any], Any]] = {
+    "workflow": _workflow_name, "selection": _selection, "partition_keys": _partition_keys,
+    "partition_range": _partition_range, "strategy": _strategy, "tags": _tags, "config": _mapping("config"),
+    "params": _mapping("params"),
+}

@@ -183,7 +183,7 @@ def _trigger(repo: CodeRepository, wf: Workflow, trigger_id: str, status: Backfi
         record = repo.storage.run(lambda s: s.get_backfill(backfill_id), write=False)
         assert record is not None
         stored = StoredRequest.from_json(record.request)
-        selection = stored.plan["selection"]
+        selection = stored.plan.selection
         state = BackfillState(start=selection.get("start"), end=selection.get("end"), currentDate=None,
                               inputs=stored.decoded_params(),
                               labels=[Tag(key=k, value=v) for k, v in stored.tags.items() if k != TRIGGER_TAG],

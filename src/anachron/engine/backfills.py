@@ -237,14 +237,14 @@ class BackfillService:
         workflows = [self.engine.registry[name] for name, k in keys.items() if k or name in nodes] or \
             [self.engine.registry[n] for n in keys][:1]
         selection = {"kind": "workflow_keys", "keys": {w.name: keys[w.name] for w in workflows}, "ticks": ticks,
-                     **{k: v for k, v in stored.plan["selection"].items() if k in ("trigger_id", "cron", "timezone")}}
+                     **{k: v for k, v in stored.plan.selection.items() if k in ("trigger_id", "cron", "timezone")}}
         request = BackfillRequest.from_python(
             selection=[w.name for w in workflows], strategy=None, failure_policy=stored.failure_policy,
             max_concurrency=stored.max_concurrency,
             tags={k: v for k, v in stored.tags.items() if k != RERUN_OF_TAG}, config=stored.decoded_config(),
-            params=stored.decoded_params(), order=stored.plan["order"], dry_run=dry_run)
-        if stored.plan.get("strategy"):
-            request = request.model_copy(update={"strategy": stored.plan["strategy"]})
+            params=stored.decoded_params(), order=stored.plan.order, dry_run=dry_run)
+        if stored.plan.strategy:
+            request = request.model_copy(update={"strategy": stored.plan.strategy})
         return self._create(request, workflows, selection, block=block, coordinate=coordinate,
                             extra_tags={RERUN_OF_TAG: backfill_id}, created_by=created_by)
 

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from ..clock import SYSTEM_CLOCK
 from ..definitions import Workflow
 from ..loading import ref_of
+from ..models import FAILED, QUEUED
 from ..params import decode_params
 from ..partitions import MultiPartitions, PartitionsDefinition, TimeWindowPartitions
-from ..records import RunRecord
+from ..records import NewRun, RunRecord
 from ..runtime import RunJob
 
 _RUN_ID_PREFIX = os.urandom(8).hex()
@@ -34,6 +35,19 @@ def partition_window(workflow: Workflow, keys: Sequence[str]) -> tuple[datetime,
     first = pdef.time_window(keys[0])
     last = first if len(keys) == 1 else pdef.time_window(keys[-1])
     return (min(first.start, last.start), max(first.end, last.end))
+
+
+def new_run(*, workflow: str, params: str, tags: str, priority: int, logical_time: float, created_at: float,
+            owner: str | None, keys: Sequence[str] = (), window: tuple[float, float] | None = None,
+            scheduled_time: float | None = None, backfill_id: str | None = None, idempotency_key: str | None = None,
+            plan_index: int | None = None, run_name: str | None = None, environ: str = "{}",
+            error: str | None = None) -> NewRun:
+    """A run to insert (a new id, attempt 1): queued, or failed at once with ``error`` (a malformed logical
+    time). The one way every run is built — a manual run, a schedule's tick, a backfill's window."""
+    return NewRun(new_run_id(), workflow, FAILED if error else QUEUED, tuple(keys), params, tags, priority,
+                  backfill_id, idempotency_key, 1, logical_time, window[0] if window else None,
+                  window[1] if window else None, scheduled_time, created_at, run_name, environ, owner, error,
+                  created_at if error else None, plan_index=plan_index)
 
 
 def tick_partition(workflow: Workflow, tick: datetime) -> tuple[tuple[str, ...], tuple[datetime, datetime] | None]:

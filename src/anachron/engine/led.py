@@ -8,23 +8,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
+from ..clock import logical_time
 from ..definitions import WorkflowRegistry
 from ..graph_order import GraphPlan, RunNeeds
 from ..loading import ref_of
-from ..models import BACKFILL_TAG, QUEUED
+from ..models import BACKFILL_TAG
 from ..params import decode_params, encode_params
+from ..plan_spec import PlanSpec
 from ..planning import BackfillPlan, PlannedRun, build_plan, run_idempotency_key
 from ..records import BackfillRecord, NewRun, WorkflowRef
 from ..runtime import RunJob
 from ..storage.codec import dumps
-from .jobs import new_run_id, partition_timezone, tick_partition
+from .jobs import new_run, partition_timezone, tick_partition
 
 
 @dataclass(frozen=True)
 class StoredRequest:
     """What a backfill keeps of its request: the frozen plan and the rules its runs follow."""
 
-    plan: Mapping[str, Any]  # planning.freeze_plan's spec
+    plan: PlanSpec  # what was planned (planning.freeze_plan)
     failure_policy: str
     params: str  # encoded (anachron.params): for every run
     config: Mapping[str, str]  # workflow → encoded overrides
@@ -35,7 +37,7 @@ class StoredRequest:
     totals: Mapping[str, int] = field(default_factory=dict)  # workflow → the partitions it plans
 
     def to_json(self) -> dict[str, Any]:
-        return {"plan": self.plan, "failure_policy": self.failure_policy, "params": self.params,
+        return {"plan": self.plan.to_json(), "failure_policy": self.failure_policy, "params": self.params,
                 "config": dict(self.config), "run_params": dict(self.run_params), "tags": dict(self.tags),
                 "priority": self.priority, "max_concurrency": self.max_concurrency, "totals": dict(self.totals)}
 
@@ -51,7 +53,7 @@ class StoredRequest:
             base = decode_params(params)
             run_params = {w: encode_params({**base, **decode_params(config.get(w))})
                           for w in data["plan"]["workflows"]}
-        return cls(data["plan"], data.get("failure_policy", "continue"), params, config, run_params,
+        return cls(PlanSpec.of(data["plan"]), data.get("failure_policy", "continue"), params, config, run_params,
                    dict(data.get("tags") or {}), int(data["priority"]), int(data["max_concurrency"]),
                    dict(data.get("totals") or {}))
 
@@ -156,7 +158,7 @@ class LedBackfill:
         the cursor it moved, or not at all), and their jobs for when they start."""
         planned = list(self.plan.runs(cursor, cursor + count))
         windows = self._windows(planned, registry)
-        plan_now = datetime.fromisoformat(self.stored.plan["now"])
+        plan_now = datetime.fromisoformat(self.stored.plan.now)
         priority, backfill_id = self.stored.priority, self.backfill_id
         rows = []
         jobs: dict[str, RunJob] = {}
@@ -165,25 +167,23 @@ class LedBackfill:
             keys = run.keys
             bounds = windows.get(run)
             window = None
+            row_keys = keys
             if run.scheduled_time is not None:  # a tick: the partition that ended by it, as the live tick runs
-                logical = run.scheduled_time
                 row_keys, window = tick_partition(registry[run.workflow], run.scheduled_time)
                 bounds = (window[0].timestamp(), window[1].timestamp()) if window is not None else None
             elif bounds is not None:
                 window = (datetime.fromtimestamp(bounds[0], zone), datetime.fromtimestamp(bounds[1], zone))
-                logical, row_keys = window[1], keys
-            else:
-                logical, row_keys = plan_now, keys
-            run_id = new_run_id()
-            rows.append(NewRun(
-                run_id, run.workflow, QUEUED, row_keys, params_json, tags_json, priority, backfill_id,
-                run.shared_key or run_idempotency_key(backfill_id, keys), 1, logical.timestamp(),
-                bounds[0] if bounds else None,
-                bounds[1] if bounds else None, run.scheduled_time.timestamp() if run.scheduled_time else None, now,
-                None, "{}", owner, plan_index=index))
+            logical = logical_time(submitted=plan_now, tick=run.scheduled_time, window=window)
+            row = new_run(workflow=run.workflow, keys=row_keys, params=params_json, tags=tags_json,
+                          priority=priority, backfill_id=backfill_id,
+                          idempotency_key=run.shared_key or run_idempotency_key(backfill_id, keys),
+                          logical_time=logical.timestamp(), window=bounds,
+                          scheduled_time=run.scheduled_time.timestamp() if run.scheduled_time else None,
+                          created_at=now, owner=owner, plan_index=index)
+            rows.append(row)
             # params decoded per run: a run that changes a list it was given must not change its neighbours'
-            jobs[run_id] = RunJob(run_id, 1, ref, row_keys, window, logical, run.scheduled_time,
-                                  decode_params(params_json) if params else {}, tags, backfill_id, {}, log_limit)
+            jobs[row.run_id] = RunJob(row.run_id, 1, ref, row_keys, window, logical, run.scheduled_time,
+                                      decode_params(params_json) if params else {}, tags, backfill_id, {}, log_limit)
         return rows, jobs
 
     @staticmethod

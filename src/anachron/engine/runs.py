@@ -8,15 +8,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import lifecycle
-from ..clock import LogicalTimeError, time_from_environ, to_datetime
+from ..clock import LogicalTimeError, logical_time, to_datetime
 from ..definitions import Workflow, normalize_tags, priority_of
-from ..models import CANCELED, FAILED, QUEUED, REGULAR_PRIORITY, NotFoundError
+from ..models import CANCELED, REGULAR_PRIORITY, NotFoundError
 from ..params import encode_params
-from ..records import NewRun, Outcome, RunRecord, RunRef
+from ..records import Outcome, RunRecord, RunRef
 from ..storage.codec import dumps
 from .context import EngineContext
 from .coordinator import Coordinator
-from .jobs import new_run_id, partition_window
+from .jobs import new_run, partition_window
 from .waiting import wait_until
 
 if TYPE_CHECKING:
@@ -65,20 +65,16 @@ class RunService:
                 return existing
         error = None
         try:  # a malformed ANACHRON_TIME in the run's environment fails the run, whatever decides its time
-            env_time = time_from_environ(env)
-            if window is not None:
-                logical = window[1]
-            elif scheduled_time is not None:
-                logical = scheduled_time
-            else:
-                logical = env_time or time_from_environ(os.environ) or now
+            logical = logical_time(submitted=now, window=window, scheduled=scheduled_time, environ=env,
+                                   process=os.environ)
         except LogicalTimeError as exc:
             logical, error = now, str(exc)
-        row = NewRun(new_run_id(), workflow.name, FAILED if error else QUEUED, keys, encode_params(values),
-                     dumps(run_tags), priority, None, idempotency_key, 1, logical.timestamp(),
-                     window[0].timestamp() if window else None, window[1].timestamp() if window else None,
-                     scheduled_time.timestamp() if scheduled_time is not None else None, now.timestamp(), run_name,
-                     dumps(env), self.engine.worker_id, error, now.timestamp() if error else None)
+        row = new_run(workflow=workflow.name, keys=keys, params=encode_params(values), tags=dumps(run_tags),
+                      priority=priority, idempotency_key=idempotency_key, logical_time=logical.timestamp(),
+                      window=(window[0].timestamp(), window[1].timestamp()) if window else None,
+                      scheduled_time=scheduled_time.timestamp() if scheduled_time is not None else None,
+                      created_at=now.timestamp(), run_name=run_name, environ=dumps(env), owner=self.engine.worker_id,
+                      error=error)
 
         def store(s: Session) -> RunRecord:
             if idempotency_key is not None:

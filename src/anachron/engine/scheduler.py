@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from ..clock import logical_time
 from ..definitions import Workflow, priority_of
-from ..models import OVERLAP_TAG, QUEUED, REGULAR_PRIORITY, SCHEDULE_TAG, ScheduleStatus
+from ..models import OVERLAP_TAG, REGULAR_PRIORITY, SCHEDULE_TAG, ScheduleStatus
 from ..params import encode_params
 from ..partitions import TimeWindowPartitions
 from ..records import NewRun, ScheduleState
 from ..schedules import Schedule, overlap_allows, plan_ticks, run_key
 from ..storage.codec import dumps
 from .context import EngineContext
-from .jobs import new_run_id, tick_partition
+from .jobs import new_run, tick_partition
 
 if TYPE_CHECKING:
     from ..storage.contract import StoreSession as Session
@@ -170,10 +171,12 @@ class ScheduleEvaluator:
         keys, window = tick_partition(entry.workflow, tick) if entry.time_partitions else ((), None)
         if entry.time_partitions and not keys:
             return None
-        return NewRun(new_run_id(), entry.workflow.name, QUEUED, keys, entry.params, entry.tags, entry.priority,
-                      None, run_key(entry.schedule.id, tick), 1, tick.timestamp(),
-                      window[0].timestamp() if window else None, window[1].timestamp() if window else None,
-                      tick.timestamp(), now, None, "{}", self.engine.worker_id)
+        logical = logical_time(submitted=tick, tick=tick, window=window)
+        return new_run(workflow=entry.workflow.name, keys=keys, params=entry.params, tags=entry.tags,
+                       priority=entry.priority, idempotency_key=run_key(entry.schedule.id, tick),
+                       logical_time=logical.timestamp(),
+                       window=(window[0].timestamp(), window[1].timestamp()) if window else None,
+                       scheduled_time=tick.timestamp(), created_at=now, owner=self.engine.worker_id)
 
 
 def _at_or_before(due: datetime | None, now: datetime) -> bool:
