@@ -18,18 +18,20 @@ from .models import (
     TagConcurrencyLimit,
 )
 from .partitions import (
-                         DailyPartitions,
-                         DynamicPartitions,
-                         HourlyPartitions,
-                         MonthlyPartitions,
-                         MultiPartitionKey,
-                         MultiPartitions,
-                         PartitionKeyRange,
-                         StaticPartitions,
-                         TimeWindow,
-                         TimeWindowPartitions,
-                         WeeklyPartitions,
+    DailyPartitions,
+    DynamicPartitions,
+    HourlyPartitions,
+    MonthlyPartitions,
+    MultiPartitionKey,
+    MultiPartitions,
+    PartitionKeyRange,
+    StaticPartitions,
+    TimeWindow,
+    TimeWindowPartitions,
+    WeeklyPartitions,
 )
+from .plugins.base import TaskRuntime
+from .plugins.process import ProcessTask
 from .repository import CodeRepository
 from .runtime import TaskTimeout
 from .schedules import Schedule
@@ -41,9 +43,11 @@ __all__ = [
     "BackfillResult", "BackfillStatus", "BackfillStrategy", "CodeRepository", "DailyPartitions", "DaskExecutor",
     "DevContext",
     "DynamicPartitions", "Estimate", "HourlyPartitions", "InProcessExecutor", "LocalExecutor", "LogicalTimeError",
-    "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "Run",
+    "MonthlyPartitions", "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange",
+    "ProcessTask", "Run",
     "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "Schedule", "ScheduleStatus", "StaticPartitions",
     "TagConcurrencyLimit",
-    "Task", "TaskTimeout", "TimeWindow", "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context",
+    "Task", "TaskRuntime", "TaskTimeout",
+    "TimeWindow", "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context",
     "create_context", "now", "task", "time", "workflow",
 ]
