@@ -1,7 +1,7 @@
 """anachron — a backfill-first workflow orchestrator. Public names, flat."""
 
 from .clock import LogicalTimeError, now, time
-from .context import RunCanceled, RunContext, context
+from .context import RunCanceled, RunContext, TaskTimeout, context
 from .definitions import Task, Workflow, task, workflow
 from .dev import DevContext, RunFailed, create_context
 from .engine.executors.dask import DaskExecutor
@@ -33,7 +33,6 @@ from .partitions import (
 from .plugins.base import TaskRuntime
 from .plugins.process import ProcessTask
 from .repository import CodeRepository
-from .runtime import TaskTimeout
 from .schedules import Schedule
 from .strategies import BackfillStrategy
 

@@ -22,6 +22,10 @@ class RunCanceled(Exception):
     """Raised inside a run (at its next task boundary) once the run has been canceled."""
 
 
+class TaskTimeout(Exception):
+    """A task ran longer than its ``timeout``."""
+
+
 class CancelToken:
     """A run's cancel flag. Every run gets one, so it is a plain attribute rather than a
     ``threading.Event`` (which costs a lock and a condition to create); ``wait`` polls."""

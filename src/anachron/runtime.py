@@ -20,17 +20,21 @@ from typing import Any, NamedTuple
 
 from . import clock
 from .capture import RunLog, bind_output, unbind_output
-from .context import CancelToken, RunCanceled, RunContext, bind_context, current_context, unbind_context
+from .context import (
+    CancelToken,
+    RunCanceled,
+    RunContext,
+    TaskTimeout,
+    bind_context,
+    current_context,
+    unbind_context,
+)
 from .models import CANCELED, FAILED, SUCCESS
 from .records import Outcome, WorkflowRef
 
 #: An executor's report that a job's execution was lost before it finished (its worker was fenced off
 #: by the lease, or died after finishing without reporting): the coordinator queues it again.
 LOST = "lost"
-
-
-class TaskTimeout(Exception):
-    """A task ran longer than its ``timeout``."""
 
 
 class RunJob(NamedTuple):

@@ -43,6 +43,7 @@ from ..context import (
     CancelToken,
     RunCanceled,
     RunContext,
+    TaskTimeout,
     bind_context,
     bind_extras,
     unbind_context,
@@ -167,8 +168,6 @@ def check_config(task: Task, config: object) -> None:
 
 def call_on_runtime(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: RunContext | None) -> Any:
     """One call of ``task`` on its runtime, watched for cancel and timeout (see the module docstring)."""
-    from ..runtime import TaskTimeout
-
     runtime = task.config
     assert runtime is not None
     timeout = task.timeout

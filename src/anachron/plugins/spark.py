@@ -36,6 +36,9 @@ from .base import RunningCall, TaskCall, TaskRuntime, ThreadedCall
 #: at most this many lines of a Spark error go into the run's error (the whole of it goes to its log)
 MAX_ERROR_LINES = 12
 MAX_ERROR_CHARS = 2000
+#: settings a SparkTask starts with unless its ``conf`` says otherwise: Spark's console progress bar would
+#: fill the run's log (the worker's stderr is captured into it)
+DEFAULT_CONF = {"spark.ui.showConsoleProgress": "false"}
 
 
 class SparkTaskError(Exception):
@@ -60,7 +63,7 @@ class SparkTask(TaskRuntime):
         if not isinstance(stop_grace, (int, float)) or stop_grace < 0:
             raise ValueError(f"SparkTask.stop_grace: must be a number of seconds >= 0, got {stop_grace!r}")
         self.master = master
-        self.conf = {k: str(v) for k, v in (conf or {}).items()}
+        self.conf = {**DEFAULT_CONF, **{k: str(v) for k, v in (conf or {}).items()}}
         self.app_name = app_name
         self.stop_grace = float(stop_grace)
 
