@@ -165,8 +165,11 @@ class _SparkCall(ThreadedCall):
             short = short_spark_error(exc)
             if short is None:
                 raise
-            self.call.log("error", "task %s: Spark failed:\n%s", self.call.task_name,
-                          "".join(traceback.format_exception(exc)).rstrip())
+            full = "".join(traceback.format_exception(exc)).rstrip()
+            jvm = getattr(exc, "_stackTrace", None)  # a captured exception's JVM stack (its str() may omit it)
+            if isinstance(jvm, str) and jvm not in full:
+                full += "\n\nJVM stacktrace:\n" + jvm.rstrip()
+            self.call.log("error", "task %s: Spark failed:\n%s", self.call.task_name, full)
             raise SparkTaskError(short) from None
 
     def stop(self) -> str:
@@ -181,7 +184,8 @@ def short_spark_error(exc: BaseException) -> str | None:
     from pyspark.errors import PySparkException
 
     if isinstance(exc, PySparkException):
-        text = str(exc).split("\n\nJVM stacktrace:", 1)[0]
+        desc = getattr(exc, "_desc", None)  # a captured exception's message, without the JVM stack
+        text = desc if isinstance(desc, str) and desc else str(exc).split("\n\nJVM stacktrace:", 1)[0]
     elif isinstance(exc, Py4JJavaError):
         text = str(exc)
         if text.startswith("An error occurred while calling"):
