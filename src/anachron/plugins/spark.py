@@ -27,6 +27,7 @@ pyspark is imported when the first call starts, never by ``import anachron``.
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -93,6 +94,7 @@ class _Sessions:
         self.settings: Any = None
         self.in_use = 0
         self.started = 0  # how many sessions this process has started (the JVM starts with the first)
+        self.start_seconds: float | None = None  # how long the last one took to start
 
     def acquire(self, runtime: SparkTask, call: TaskCall) -> Any:
         with self.lock:
@@ -106,7 +108,9 @@ class _Sessions:
                 session.stop()
                 session = self.session = None
             if session is None or session.sparkContext._jsc is None:  # not started, or stopped by the user
+                began = time.monotonic()
                 session = self.session = _build(runtime, call)
+                self.start_seconds = time.monotonic() - began
                 self.settings = runtime.settings
                 self.started += 1
             self.in_use += 1
@@ -141,7 +145,7 @@ def session_info() -> dict[str, Any]:
     session = _sessions.session
     sc = session.sparkContext if session is not None else None
     return {"running": sc is not None and sc._jsc is not None, "application_id": sc.applicationId if sc else None,
-            "sessions_started": _sessions.started}
+            "sessions_started": _sessions.started, "start_seconds": _sessions.start_seconds}
 
 
 class _SparkCall(ThreadedCall):
