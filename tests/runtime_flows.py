@@ -116,3 +116,39 @@ def dask_spinning(out: str, name: str, timeout: bool = False) -> None:
 
 WORKFLOWS = [process_daily, process_unpartitioned, process_sleeps, process_fails, worker_pid, dask_daily,
              dask_spinning]
+
+
+# -- a runtime of one's own, whose work ignores being stopped ---------------------------------------
+class Stubborn(ac.TaskRuntime):
+    """Runs the call in a thread and cannot stop it: the executor's kill must end it."""
+
+    stop_grace = 0.5
+
+    def start(self, call):
+        from anachron.plugins.base import ThreadedCall
+
+        class Running(ThreadedCall):
+            def stop(self) -> str:
+                return "nothing could be stopped"
+
+        return Running(call.invoke, "stubborn")
+
+
+@ac.task(config=Stubborn())
+def stubborn_sleep(out: str) -> None:
+    Path(out, "worker.json").write_text(json.dumps({"pid": os.getpid()}))
+    time.sleep(60)
+
+
+@ac.task(config=Stubborn(), timeout=1)
+def stubborn_sleep_briefly(out: str) -> None:
+    Path(out, "worker.json").write_text(json.dumps({"pid": os.getpid()}))
+    time.sleep(60)
+
+
+@ac.workflow()
+def stubborn(out: str, timeout: bool = False) -> None:
+    (stubborn_sleep_briefly if timeout else stubborn_sleep)(out)
+
+
+WORKFLOWS.append(stubborn)

@@ -229,3 +229,19 @@ def test_dask_task_without_an_address_uses_the_dask_executors_cluster(cluster, s
     assert run.status == "success", run.error
     seen = read(out / "2024-01-09.json")
     assert seen["task"]["dask_worker"] in set(cluster.scheduler_info()["workers"])
+
+
+# -- work that does not stop -------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_work_a_runtime_cannot_stop_is_ended_by_killing_its_worker(local_repo, out, how):
+    """A runtime of one's own (the TaskRuntime contract) whose stop does nothing: after its stop_grace the
+    LocalExecutor kills the worker, so the work ends all the same."""
+    if how == "cancel":
+        run = local_repo.run(rf.stubborn, params={"out": str(out)}, block=False)
+        wait_for(out / "worker.json")
+        local_repo.cancel_run(run.run_id)
+        assert local_repo.wait_run(run.run_id, timeout=10).status == "canceled"
+    else:
+        run = local_repo.run(rf.stubborn, params={"out": str(out), "timeout": True})
+        assert run.status == "failed" and "outlived its timeout" in run.error
+    assert gone_within(read(out / "worker.json")["pid"], 10)

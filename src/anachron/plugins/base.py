@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..definitions import Task
 
 POLL_SECONDS = 0.05  # how often a waiting call looks at the cancel flag and the timeout
+_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("anachron_in_runtime_call", default=False)
 
 
 class TaskRuntime(ABC):
@@ -175,6 +176,9 @@ def call_on_runtime(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], c
     on_stoppable = ctx._on_stoppable if ctx is not None else None
     on_deadline = ctx._on_deadline if ctx is not None else None
     deadline = None if timeout is None else _time.monotonic() + timeout
+    if _in_call.get():  # a runtime call inside another's body: the outer call's announcements stand
+        on_stoppable = on_deadline = None
+    nested = _in_call.set(True)
     call = TaskCall(task, args, kwargs, ctx)
     if on_stoppable is not None:
         on_stoppable(grace)
@@ -204,6 +208,7 @@ def call_on_runtime(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], c
             raise RunCanceled(f"run {ctx.run_id} was canceled ({what})")
         raise TaskTimeout(f"task {task.name} timed out after {timeout:g} s ({what})")
     finally:
+        _in_call.reset(nested)
         if on_stoppable is not None:
             on_stoppable(None)
         if timeout is not None and on_deadline is not None:
