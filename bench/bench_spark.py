@@ -43,6 +43,13 @@ def spark_bench(out: str) -> None:
     Path(out, f"{ac.context().partition_key}.json").write_text(json.dumps(seen))
 
 
+def _strftime_loop_ms() -> float:
+    """The machine's speed at this moment (the yardstick every bench prints): 87,600 ``strftime`` calls."""
+    from bench_backfill import _strftime_loop_ms as loop
+
+    return loop()
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "out")
@@ -72,6 +79,7 @@ def main() -> int:
         "later_runs_median_s": round(statistics.median(later), 3),
         "later_runs_p90_s": round(statistics.quantiles(later, n=10)[-1], 3),
         "whole_backfill_s": round(whole, 1),
+        "strftime_loop_ms": round(_strftime_loop_ms()),
     }
     print(json.dumps(report, indent=2))
     return 0

@@ -44,7 +44,7 @@ class CancelToken:
     def wait(self, timeout: float) -> bool:
         """Sleep until canceled or ``timeout`` seconds have passed; whether it was canceled."""
         deadline = _time.monotonic() + timeout
-        while not self._set:
+        while not self.is_set():  # (a subclass may read its flag elsewhere)
             left = deadline - _time.monotonic()
             if left <= 0:
                 return False

@@ -23,6 +23,8 @@ Dask is imported when the first call starts, never by ``import anachron``.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -91,7 +93,20 @@ class _Clients:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
                 self.cluster = LocalCluster(processes=True, dashboard_address=":0",  # type: ignore[no-untyped-call]
                                             silence_logs=logging.WARNING)
+            atexit.register(self.close)
         return str(self.cluster.scheduler_address)
+
+    def close(self) -> None:
+        """Close the clients and this process's own cluster (at exit)."""
+        with self.lock:
+            clients, self.clients = list(self.clients.values()), {}
+            cluster, self.cluster = self.cluster, None
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close(timeout=2)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=2)
 
 
 _clients = _Clients()
