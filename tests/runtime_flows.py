@@ -36,7 +36,7 @@ def in_child(tag: str) -> dict:
     return {**_seen(), "tag": tag, "env_time": os.environ.get("ANACHRON_TIME")}
 
 
-@ac.task(config=ac.ProcessTask(), timeout=1.5)
+@ac.task(config=ac.ProcessTask(), timeout=4)
 def child_sleeps(out: str) -> None:
     grandchild = subprocess.Popen(["sleep", "60"])  # goes with its parent's process group
     Path(out, "child.json").write_text(json.dumps({"pid": os.getpid(), "grandchild": grandchild.pid}))

@@ -123,8 +123,8 @@ def test_a_timeout_kills_the_subprocess_and_its_children(local_repo, out):
     started = time.monotonic()
     run = local_repo.run(rf.process_sleeps, params={"out": str(out)})
     took = time.monotonic() - started
-    assert run.status == "failed" and run.error.startswith("TaskTimeout: task child_sleeps timed out after 1.5 s")
-    assert took < 15
+    assert run.status == "failed" and run.error.startswith("TaskTimeout: task child_sleeps timed out after 4 s")
+    assert took < 20
     child = read(out / "child.json")
     assert gone_within(child["pid"], 2) and gone_within(child["grandchild"], 2)
     local_repo.run(rf.worker_pid, params={"out": str(out)})  # the worker was not killed for it
