@@ -86,4 +86,21 @@ def spark_fails() -> None:
     failing_job()
 
 
-WORKFLOWS = [spark_daily, spark_long, spark_probe, spark_fails]
+@ac.task(config=SPARK)
+def kill_the_jvm() -> None:
+    """As the kernel's OOM killer would."""
+    import signal
+
+    from pyspark import SparkContext
+
+    proc = SparkContext._gateway.proc
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@ac.workflow()
+def spark_loses_its_jvm() -> None:
+    kill_the_jvm()
+
+
+WORKFLOWS = [spark_daily, spark_long, spark_probe, spark_fails, spark_loses_its_jvm]

@@ -111,6 +111,18 @@ def test_a_failing_job_fails_the_run_with_sparks_short_message(spark_repo, first
     assert "JVM stacktrace:" in full and "at org.apache.spark" in full  # the whole of it, in the run's log
 
 
+def test_a_jvm_that_died_is_replaced_by_the_next_run(spark_repo, first, tmp_path):
+    """Last in the module: the JVM is killed (as by the OOM killer); the worker lives on and its next Spark run
+    starts a new session instead of failing on a dead gateway."""
+    assert spark_repo.run(sf.spark_loses_its_jvm).status == "success"
+    again = spark_repo.run(sf.spark_daily, partition_key="2024-01-05", params={"out": str(tmp_path)})
+    assert again.status == "success", again.error
+    seen, before = read(tmp_path / "2024-01-05.json"), read(first[1] / "2024-01-02.json")
+    assert seen["events"] == 24 and seen["sessions_started"] == 2 and seen["pid"] == before["pid"]
+    assert seen["application_id"] != before["application_id"]
+    assert any("SparkSession is gone (exit status -9)" in line["message"] for line in spark_repo.run_logs(again.run_id))
+
+
 def test_the_uniflow_example_dev_run_loads_the_day_before_starlark_time(tmp_path):
     """examples/uniflow_spark.py as a user runs it: ``ctx.run`` at STARLARK_TIME loads exactly that day."""
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "uniflow_spark.py"), "dev-run"], cwd=tmp_path,

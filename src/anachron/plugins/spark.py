@@ -107,6 +107,11 @@ class _Sessions:
                                        "process)")
                 session.stop()
                 session = self.session = None
+            if session is not None and not _jvm_alive():  # killed (out of memory, say): start a new one
+                call.log("warning", "the JVM of this process's SparkSession is gone (exit status %s); starting "
+                         "a new session", _jvm_exit())
+                _forget_jvm()
+                session = self.session = None
             if session is None or session.sparkContext._jsc is None:  # not started, or stopped by the user
                 began = time.monotonic()
                 session = self.session = _build(runtime, call)
@@ -138,6 +143,26 @@ def _build(runtime: SparkTask, call: TaskCall) -> Any:
         builder = builder.config(key, value)
     call.log("info", "starting a SparkSession (master %s)", runtime.master)
     return builder.getOrCreate()
+
+
+def _jvm_exit() -> int | None:
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)  # the JVM pyspark launched (None: not ours to watch)
+    return proc.poll() if proc is not None else None
+
+
+def _jvm_alive() -> bool:
+    return _jvm_exit() is None
+
+
+def _forget_jvm() -> None:
+    """Make pyspark launch a new JVM on the next ``getOrCreate`` (its own state still points at the dead one)."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    SparkContext._gateway = SparkContext._jvm = SparkContext._active_spark_context = None
+    SparkSession._instantiatedSession = SparkSession._activeSession = None
 
 
 def session_info() -> dict[str, Any]:
