@@ -14,6 +14,8 @@
   threads): the run ends ``canceled`` (or its task ``TaskTimeout``) within about a second, and the session
   stays up for the next run. A body that keeps going in Python after its job was canceled gets
   ``stop_grace`` seconds before its worker process is killed.
+- **A dead JVM is replaced.** When the session's JVM has died (the OOM killer, a crash), the next call starts
+  a new session in the same worker process instead of failing on a dead gateway.
 - **Errors are short.** A Spark error (a ``PySparkException`` or a ``Py4JJavaError``) fails the call with
   ``SparkTaskError`` carrying Spark's own message — the error class and message, the Python worker's last
   lines — never a JVM stack of hundreds of lines; the full text goes to the run's log.
