@@ -635,3 +635,55 @@ def test_global_declaration_resolves_to_module_import() -> None:
             return datetime.datetime.now()
         """
     ) == ["datetime.datetime.now"]
+
+
+# --------------------------------------------------------------------------
+# Tasks with a config (task runtimes: Spark, Dask, a subprocess)
+# --------------------------------------------------------------------------
+
+
+def test_tasks_with_a_config_are_checked_with_sparks_own_clock_reads() -> None:
+    """A SparkTask's body (and the functions it defines, such as UDFs) is a task: the Python clock, Spark's
+    clock functions and Spark SQL that reads the clock are all flagged; the partition window is not."""
+    findings = check(
+        """
+        import time
+        import anachron as ac
+        from anachron.plugins.spark import SparkTask
+        from pyspark.sql import functions as F
+        from pyspark.sql.functions import current_date
+
+        @ac.task(config=SparkTask(master="local[2]"))
+        def load_data(start_ts, end_ts):
+            spark = ac.context().spark
+            df = spark.read.parquet("events").where((F.col("ts") >= start_ts) & (F.col("ts") < end_ts))
+            df.withColumn("loaded_at", F.current_timestamp())
+            df.where(F.col("day") == current_date())
+            spark.sql("SELECT * FROM events WHERE day = current_date()")
+            df.filter("ts > unix_timestamp() - 86400")
+            df.selectExpr("unix_timestamp(ts) AS t", "'current_date' AS quoted_text_is_not_a_call")
+            def udf(x):
+                return x + time.time()
+            return df
+
+        @ac.task(config=ac.ProcessTask())
+        def isolated():
+            return time.time()
+
+        def not_a_task(spark):
+            return spark.sql("SELECT current_timestamp()"), F.now()
+        """
+    )
+    assert [(f.line, f.call, f.function) for f in findings] == [
+        (12, "pyspark.sql.functions.current_timestamp", "load_data"),
+        (13, "pyspark.sql.functions.current_date", "load_data"),
+        (14, "sql:current_date", "load_data"),
+        (15, "sql:unix_timestamp()", "load_data"),
+        (18, "time.time", "load_data"),
+        (23, "time.time", "isolated"),
+    ]
+    assert findings[2].message == (
+        "current_date in Spark SQL (sql) reads the wall clock inside task 'load_data'; use F.lit() of "
+        "ac.context().partition_window or anachron.time() (logical time) instead")
+    assert findings[0].message.startswith("pyspark.sql.functions.current_timestamp() reads the wall clock inside "
+                                          "task 'load_data'; use F.lit() of ac.context().partition_window")

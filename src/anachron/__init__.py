@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .clock import LogicalTimeError, now, time
-from .context import RunCanceled, RunContext, context
+from .context import RunCanceled, RunContext, TaskTimeout, context
 from .definitions import Task, Workflow, task, workflow
 from .models import (
     BackfillResult,
@@ -48,7 +48,7 @@ _LAZY = {
     "DaskExecutor": "engine.executors.dask", "InProcessExecutor": "engine.executors.inprocess",
     "LocalExecutor": "engine.executors.local",
     "DevContext": "dev", "RunFailed": "dev", "create_context": "dev",
-    "Estimate": "estimate", "TaskTimeout": "runtime",
+    "Estimate": "estimate", "ProcessTask": "plugins.process", "TaskRuntime": "plugins.base",
     "Dep": "graph", "Graph": "graph", "GraphEdge": "graph", "GraphNode": "graph",
     "AllPartitionsMapping": "mappings", "DimensionMapping": "mappings", "IdentityMapping": "mappings",
     "LastPartitionMapping": "mappings", "PartitionMapping": "mappings", "StaticMapping": "mappings",
@@ -71,8 +71,9 @@ if TYPE_CHECKING:
         StaticMapping,
         TimeWindowMapping,
     )
+    from .plugins.base import TaskRuntime
+    from .plugins.process import ProcessTask
     from .repository import CodeRepository
-    from .runtime import TaskTimeout
 
 
 def __getattr__(name: str) -> Any:
@@ -95,9 +96,10 @@ __all__ = [
     "ConflictError", "DailyPartitions", "DaskExecutor", "Dep", "DevContext", "DimensionMapping", "DynamicPartitions",
     "Estimate", "Graph", "GraphEdge", "GraphNode", "HourlyPartitions", "IdentityMapping", "InProcessExecutor",
     "InvalidTransition", "LastPartitionMapping", "LocalExecutor", "LogicalTimeError", "MonthlyPartitions",
-    "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "PartitionMapping", "Run",
-    "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus",
+    "MultiPartitionKey", "MultiPartitions", "NotFoundError", "PartitionKeyRange", "PartitionMapping", "ProcessTask",
+    "Run", "RunCanceled", "RunContext", "RunFailed", "RunQueueConfig", "RunStatus", "Schedule", "ScheduleStatus",
     "StaticMapping", "StaticPartitions", "StorageError", "StorageRejected", "StorageUnavailable",
-    "TagConcurrencyLimit", "Task", "TaskTimeout", "TimeWindow", "TimeWindowMapping", "TimeWindowPartitions",
-    "WeeklyPartitions", "Workflow", "context", "create_context", "now", "task", "time", "workflow",
+    "TagConcurrencyLimit", "Task", "TaskRuntime", "TaskTimeout", "TimeWindow", "TimeWindowMapping",
+    "TimeWindowPartitions", "WeeklyPartitions", "Workflow", "context", "create_context", "now", "task", "time",
+    "workflow",
 ]

@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Finding", "WALL_CLOCK_CALLS", "check_paths", "check_source"]
+
+_SPARK_CLOCK_FUNCTIONS = ("current_timestamp", "current_date", "now", "curdate", "localtimestamp")
+_SPARK_FIX = "F.lit() of ac.context().partition_window or anachron.time()"
 
 #: Canonical (fully qualified) callables that read the wall clock, mapped to
 #: the anachron expression to use instead.
@@ -37,7 +41,17 @@ WALL_CLOCK_CALLS: dict[str, str] = {
     "datetime.datetime.utcnow": "anachron.now()",
     "datetime.datetime.today": "anachron.now()",
     "datetime.date.today": "anachron.now().date()",
+    # Spark evaluates these when the job runs, so a backfilled partition would read "today": a task on
+    # SparkTask() takes its window from the run (ac.context().partition_window, ac.time())
+    **{f"pyspark.sql.functions.{name}": _SPARK_FIX for name in _SPARK_CLOCK_FUNCTIONS},
 }
+
+#: Spark SQL text that reads the wall clock (``unix_timestamp()`` with no argument is now)
+_SQL_CLOCK = re.compile(r"\b(current_timestamp|current_date|localtimestamp|now\s*\(|curdate\s*\(|"
+                        r"unix_timestamp\s*\(\s*\))", re.IGNORECASE)
+_SQL_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")  # a quoted SQL string: its words are text, not calls
+#: DataFrame and session methods whose string arguments are Spark SQL
+_SQL_METHODS = frozenset({"sql", "expr", "selectExpr", "where", "filter"})
 
 #: Decorator names (final component) that mark a function as a task/workflow.
 _TASK_DECORATORS = frozenset({"task", "workflow"})
@@ -315,6 +329,8 @@ class _Checker:
     def _check_call(self, node: ast.Call, scope: _Scope, ctx: _TaskContext | None) -> None:
         if ctx is None:
             return
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _SQL_METHODS:
+            self._check_sql(node, node.func.attr, ctx)
         call = scope.qualname(node.func)
         if call is None or call not in WALL_CLOCK_CALLS:
             return
@@ -333,6 +349,20 @@ class _Checker:
                 message=message,
             )
         )
+
+
+    def _check_sql(self, node: ast.Call, method: str, ctx: _TaskContext) -> None:
+        """Spark SQL text (``spark.sql("... current_date() ...")``) that reads the wall clock."""
+        for arg in node.args:
+            text = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            match = _SQL_CLOCK.search(_SQL_QUOTED.sub("''", text)) if text is not None else None
+            if match is None:
+                continue
+            word = match.group(1).rstrip("( ").lower()
+            message = (f"{word} in Spark SQL ({method}) reads the wall clock inside {ctx.kind} '{ctx.name}'; "
+                       f"use {_SPARK_FIX} (logical time) instead")
+            self.findings.append(Finding(path=self.path, line=arg.lineno, col=arg.col_offset + 1,
+                                         call=f"sql:{word}", function=ctx.name, message=message))
 
 
 # --------------------------------------------------------------------------

@@ -14,10 +14,16 @@ if TYPE_CHECKING:
     from .capture import RunLog
 
 _current: ContextVar[RunContext | None] = ContextVar("anachron_run_context", default=None)
+#: what a task runtime adds to ``ac.context()`` for the duration of one task call (``spark``)
+_extras: ContextVar[dict[str, Any] | None] = ContextVar("anachron_task_extras", default=None)
 
 
 class RunCanceled(Exception):
     """Raised inside a run (at its next task boundary) once the run has been canceled."""
+
+
+class TaskTimeout(Exception):
+    """A task ran longer than its ``timeout``."""
 
 
 class CancelToken:
@@ -38,7 +44,7 @@ class CancelToken:
     def wait(self, timeout: float) -> bool:
         """Sleep until canceled or ``timeout`` seconds have passed; whether it was canceled."""
         deadline = _time.monotonic() + timeout
-        while not self._set:
+        while not self.is_set():  # (a subclass may read its flag elsewhere)
             left = deadline - _time.monotonic()
             if left <= 0:
                 return False
@@ -67,6 +73,9 @@ class RunContext:
     _pools: Any = field(default=None, repr=False)  # a PoolGate, when the instance has pools
     # tells a process executor when a task must end
     _on_deadline: Callable[[float | None], None] | None = field(default=None, repr=False)
+    # tells a process executor that a task runtime is running a call and stops it on cancel within this many
+    # seconds (``None``: the call ended); the executor then waits that long before it kills the process
+    _on_stoppable: Callable[[float | None], None] | None = field(default=None, repr=False)
     _started: float = field(default_factory=_time.monotonic, repr=False)
 
     @property
@@ -85,6 +94,14 @@ class RunContext:
         if key not in self.partition_keys:
             raise ValueError(f"mark_partition_failed: {key!r} is not a partition of this run")
         self.failed_partitions[key] = str(error) or type(error).__name__
+
+    def __getattr__(self, name: str) -> Any:
+        """What the task runtime of the current task call adds (``ac.context().spark`` in a ``SparkTask``)."""
+        extras = _extras.get() if not name.startswith("__") else None
+        if extras is not None and name in extras:
+            return extras[name]
+        hint = " (set inside a task whose config is SparkTask())" if name == "spark" else ""
+        raise AttributeError(f"RunContext has no attribute {name!r}{hint}")
 
     @property
     def canceled(self) -> bool:
@@ -113,3 +130,12 @@ def bind_context(ctx: RunContext | None) -> Token[RunContext | None]:
 
 def unbind_context(token: Token[RunContext | None]) -> None:
     _current.reset(token)
+
+
+def bind_extras(values: dict[str, Any]) -> Token[dict[str, Any] | None]:
+    """Add ``values`` to ``ac.context()`` in this context (a task runtime's call); ``unbind_extras`` removes them."""
+    return _extras.set({**(_extras.get() or {}), **values})
+
+
+def unbind_extras(token: Token[dict[str, Any] | None]) -> None:
+    _extras.reset(token)

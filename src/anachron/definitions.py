@@ -14,6 +14,7 @@ from .strategies import BackfillStrategy
 
 if TYPE_CHECKING:
     from .graph import Dep
+    from .plugins.base import TaskRuntime
 
 
 def normalize_tags(tags: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
@@ -54,7 +55,8 @@ class Task:
     """A unit of work inside a workflow. Calling it runs it (with retries, timeout and pool)."""
 
     def __init__(self, fn: Callable[..., Any], retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
-                 pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None):
+                 pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None,
+                 config: TaskRuntime | None = None):
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"task.retries: must be an integer >= 0, got {retries!r}")
         if retry_delay < 0:
@@ -68,7 +70,12 @@ class Task:
         self.timeout = timeout
         self.pool = pool
         self.tags = normalize_tags(tags)
+        self.config = config  # where its calls run (a TaskRuntime; None: in the run's own thread)
         functools.update_wrapper(self, fn)
+        if config is not None:
+            from .plugins.base import check_config  # loaded for a task with a runtime only
+
+            check_config(self, config)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from .runtime import call_task  # loaded once a task runs (import anachron stays light)
@@ -81,22 +88,25 @@ class Task:
 
 @overload
 def task(fn: Callable[..., Any], *, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
-         pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None) -> Task: ...
+         pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None,
+         config: TaskRuntime | None = None) -> Task: ...
 
 
 @overload
 def task(fn: None = None, *, retries: int = 0, retry_delay: float = 0, timeout: float | None = None,
-         pool: str | None = None, tags: Mapping[str, str] | None = None,
-         name: str | None = None) -> Callable[[Callable[..., Any]], Task]: ...
+         pool: str | None = None, tags: Mapping[str, str] | None = None, name: str | None = None,
+         config: TaskRuntime | None = None) -> Callable[[Callable[..., Any]], Task]: ...
 
 
 def task(fn: Callable[..., Any] | None = None, *, retries: int = 0, retry_delay: float = 0,
          timeout: float | None = None, pool: str | None = None, tags: Mapping[str, str] | None = None,
-         name: str | None = None) -> Task | Callable[[Callable[..., Any]], Task]:
-    """Declare a task: ``@ac.task`` or ``@ac.task(retries=2, timeout=60, pool="warehouse")``."""
+         name: str | None = None, config: TaskRuntime | None = None) -> Task | Callable[[Callable[..., Any]], Task]:
+    """Declare a task: ``@ac.task`` or ``@ac.task(retries=2, timeout=60, pool="warehouse")``; ``config`` says
+    where its calls run (``ac.ProcessTask()``, ``SparkTask()``, ``DaskTask()``; see docs/task-runtimes.md)."""
 
     def wrap(f: Callable[..., Any]) -> Task:
-        return Task(f, retries=retries, retry_delay=retry_delay, timeout=timeout, pool=pool, tags=tags, name=name)
+        return Task(f, retries=retries, retry_delay=retry_delay, timeout=timeout, pool=pool, tags=tags, name=name,
+                    config=config)
 
     return wrap(fn) if fn is not None else wrap
 

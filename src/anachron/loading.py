@@ -17,7 +17,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-from .definitions import Workflow, WorkflowRegistry
+from .definitions import Task, Workflow, WorkflowRegistry
 from .records import WorkflowRef
 
 _loading = threading.local()
@@ -76,6 +76,18 @@ def load_workflow(ref: WorkflowRef) -> Workflow:
             f"workflow {ref.name!r} not found in {where}: a worker process imports that module and looks the "
             "workflow up by name among its top-level names (workflows, CodeRepository objects, lists of "
             "workflows); define or assign it at module level, outside `if __name__ == \"__main__\":`")
+    return found
+
+
+def load_task(module: str | None, source_file: str | None, qualname: str) -> Task:
+    """Import a task's module in this (fresh) process and find the task by its qualified name."""
+    found: Any = _import(WorkflowRef(module, source_file, qualname))
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if not isinstance(found, Task):
+        raise LookupError(f"task {qualname!r} not found in {source_file or module}: a task runtime that runs it in "
+                          "another process imports that module and looks the task up by name; define it at module "
+                          "level")
     return found
 
 

@@ -20,17 +20,21 @@ from typing import Any, NamedTuple
 
 from . import clock
 from .capture import RunLog, bind_output, unbind_output
-from .context import CancelToken, RunCanceled, RunContext, bind_context, current_context, unbind_context
+from .context import (
+    CancelToken,
+    RunCanceled,
+    RunContext,
+    TaskTimeout,
+    bind_context,
+    current_context,
+    unbind_context,
+)
 from .models import CANCELED, FAILED, SUCCESS
 from .records import Outcome, WorkflowRef
 
 #: An executor's report that a job's execution was lost before it finished (its worker was fenced off
 #: by the lease, or died after finishing without reporting): the coordinator queues it again.
 LOST = "lost"
-
-
-class TaskTimeout(Exception):
-    """A task ran longer than its ``timeout``."""
 
 
 class RunJob(NamedTuple):
@@ -87,7 +91,8 @@ class RunOutcome(NamedTuple):
 def execute(job: RunJob, workflow: Any, cancel_event: CancelToken | None = None, pools: Any = None,
             apply_environ: bool = False, on_deadline: Callable[[float | None], None] | None = None,
             capture_streams: bool = True, runlog: RunLog | None = None,
-            before_end: Callable[[], object] | None = None) -> RunOutcome:
+            before_end: Callable[[], object] | None = None,
+            on_stoppable: Callable[[float | None], None] | None = None) -> RunOutcome:
     """Run ``workflow`` for ``job`` in the current thread and report how it went. Every exception the
     workflow raises — ``KeyboardInterrupt`` and ``SystemExit`` included — ends the run as failed.
 
@@ -101,6 +106,7 @@ def execute(job: RunJob, workflow: Any, cancel_event: CancelToken | None = None,
         logical_time=job.logical_time, scheduled_time=job.scheduled_time, params=dict(job.params),
         tags=dict(job.tags), backfill_id=job.backfill_id, attempt=job.attempt, environ=dict(job.environ),
         _runlog=runlog, _cancel=cancel_event or CancelToken(), _pools=pools, _on_deadline=on_deadline,
+        _on_stoppable=on_stoppable,
     )
     status, error, result, exception = SUCCESS, None, None, None
     ctx_token = bind_context(ctx)
@@ -171,7 +177,8 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def call_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run one task call: cancellation check, pool slot, timeout and retries."""
+    """Run one task call: cancellation check, pool slot, timeout and retries — here, or on the task's
+    runtime (``config``), which then owns the timeout and the stop on cancel."""
     ctx = current_context()
     attempts = task.retries + 1
     for attempt in range(1, attempts + 1):
@@ -179,6 +186,10 @@ def call_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             ctx.raise_if_canceled()
         try:
             with _pool_slot(ctx, task):
+                if task.config is not None:  # a task runtime: Spark, Dask, a subprocess
+                    from .plugins.base import call_on_runtime
+
+                    return call_on_runtime(task, args, kwargs, ctx)
                 return _with_timeout(task.fn, args, kwargs, task.timeout, task.name,
                                      ctx._on_deadline if ctx is not None else None)
         except RunCanceled:

@@ -32,8 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from ..context import RunCanceled
-from ..runtime import TaskTimeout
+from ..context import RunCanceled, TaskTimeout
 from .errors import FlowTaskError
 
 __all__ = ["run_shell", "POLL_SECONDS", "TAIL_LINES"]

@@ -15,6 +15,7 @@ away without closing it (its deadline long passed, nothing waiting) is closed by
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -68,6 +69,7 @@ class _Runner:
         self.deadline = 0.0
         self.executor = LocalExecutor(max_workers=nthreads, capture_output=settings.capture_output)
         _allow_children()
+        _pass_scheduler_address()
         self.executor.start(self)
 
     # -- ExecutorHost ------------------------------------------------------------------------------
@@ -183,6 +185,14 @@ def _nthreads() -> int:
     worker = get_worker()
     state = getattr(worker, "state", None)
     return int(getattr(state, "nthreads", None) or getattr(worker, "nthreads", 1) or 1)
+
+
+def _pass_scheduler_address() -> None:
+    """The runs' processes (started next) learn this cluster's scheduler the Dask way, so a ``DaskTask()`` with
+    no address submits its calls here."""
+    from distributed import get_worker
+
+    os.environ.setdefault("DASK_SCHEDULER_ADDRESS", str(get_worker().scheduler.address))
 
 
 def _allow_children() -> None:

@@ -7,7 +7,10 @@ dies, its shared ``current`` / ``done`` counters say which job was running (its 
 the worker died), which had finished (their outcome was lost: ``lost``, queued again by the coordinator)
 and which had not started (sent to another worker).
 
-A canceled run's worker is killed with its process group, and replaced. Workers die with their parent
+A canceled run's worker is killed with its process group, and replaced — unless the run is inside a task
+runtime's call (Spark, Dask, a subprocess; the worker says so): then its cancel flag is raised through shared
+memory, the runtime stops its work and the run ends ``canceled`` with the worker (and its SparkSession) alive;
+the kill follows if it has not within the runtime's grace. Workers die with their parent
 (Linux ``PR_SET_PDEATHSIG``), and stop themselves when the lease deadline the coordinator sets passes
 without being moved on (see ``worker.py``).
 """
@@ -152,7 +155,11 @@ class LocalExecutor(Executor):
             for token, job in slot.inflight.items():
                 if job.run_id == run_id and slot.conn is not None:
                     if slot.current.value == token:  # running: its process is killed
-                        self._kill(slot, "cancel", token)
+                        slot.cancel.value = token  # (the run's cancel flag: a task runtime stops its work)
+                        if slot.stoppable is not None and slot.stoppable[0] == run_id:  # ... after a grace
+                            slot.cancel_by[token] = SYSTEM_CLOCK.wall() + slot.stoppable[1]
+                        else:
+                            self._kill(slot, "cancel", token)
                     else:  # waiting in the worker: dropped there; if it starts meanwhile, killed then
                         self._send(slot, ("cancel", run_id))
                         slot.cancel_by[token] = SYSTEM_CLOCK.wall()
@@ -170,6 +177,8 @@ class LocalExecutor(Executor):
                         results.append(outcome)
                 elif kind == "deadline":
                     slot.deadline = None if message[2] is None else (message[1], message[2])
+                elif kind == "stoppable":
+                    slot.stoppable = None if message[2] is None else (message[1], message[2])
                 elif kind == "killing":
                     slot.killing = (message[1], message[2])
                 elif kind == "ready":
@@ -291,8 +300,10 @@ class LocalExecutor(Executor):
         parent_conn, child_conn = self._ctx.Pipe()
         slot.current = self._ctx.Value("q", 0, lock=False)
         slot.done = self._ctx.Value("q", 0, lock=False)
+        slot.cancel = self._ctx.Value("q", 0, lock=False)
         slot.process = self._ctx.Process(target=worker_main, name="anachron-worker", daemon=True,
-                                         args=(child_conn, self._settings, self._fence, slot.current, slot.done))
+                                         args=(child_conn, self._settings, self._fence, slot.current, slot.done,
+                                               slot.cancel))
         slot.process.start()
         child_conn.close()
         slot.conn = parent_conn
@@ -321,8 +332,10 @@ class _Slot:
         self.conn: Any = None
         self.current: Any = None
         self.done: Any = None
+        self.cancel: Any = None  # the token of a running job canceled cooperatively
         self.inflight: OrderedDict[int, RunJob] = OrderedDict()
         self.deadline: tuple[str, float] | None = None
+        self.stoppable: tuple[str, float] | None = None  # (run id, grace): inside a task runtime's call
         self.cancel_by: dict[int, float] = {}
         self.killing: tuple[str, str] | None = None
         self.kill_reason: str | None = None
@@ -337,7 +350,7 @@ class _Slot:
                 pass
         self.process = self.conn = None
         self.inflight = OrderedDict()
-        self.deadline = self.killing = self.kill_reason = self.kill_token = None
+        self.deadline = self.stoppable = self.killing = self.kill_reason = self.kill_token = None
         self.cancel_by = {}
         self.ready = False
 

@@ -9,7 +9,10 @@ A second thread, the watchman, never reads the pipe. It enforces the lease fence
 lease deadline (shared memory, wall clock) passes with a job running, the worker reports what it has and
 kills itself with its process group, so a stalled leader's work stops before another process may take it
 over — and sends outcomes that would otherwise wait behind a long run. A running job is canceled by the
-parent killing the worker.
+parent killing the worker; while the job is inside a task runtime's call (Spark, Dask, a subprocess), which
+the worker announces (``stoppable``), the parent first sets the shared ``cancel`` integer to the job's token:
+the run's cancel flag, which the runtime's watch loop sees and acts on (it cancels the Spark job group, say),
+so the run ends ``canceled`` and the worker lives on — the kill follows only if it has not within the grace.
 
 Two shared integers tell the parent, should this process die, which job was running (``current``) and
 the last one that finished (``done``): jobs are tokens in increasing order.
@@ -27,6 +30,7 @@ from typing import Any, NamedTuple
 
 from ...capture import FdCapture, RunLog
 from ...clock import SYSTEM_CLOCK
+from ...context import CancelToken
 from ...loading import load_workflow
 from ...models import CANCELED
 from ...runtime import LOST, RunJob, RunOutcome, execute
@@ -48,19 +52,32 @@ class WorkerSettings(NamedTuple):
     lease_seconds: float = 0.0
 
 
-def worker_main(conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any) -> None:
+def worker_main(conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any, cancel: Any) -> None:
     """The worker process's entry point."""
     os.setsid()  # its own process group, so a kill takes the run's children too
-    _die_with_parent(settings.parent_pid)
+    die_with_parent(settings.parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.path[:] = settings.sys_path
-    _Worker(conn, settings, fence, current, done).serve()
+    _Worker(conn, settings, fence, current, done, cancel).serve()
+
+
+class SharedCancel(CancelToken):
+    """The cancel flag of the job numbered ``token``: set when the parent writes that number to ``shared``."""
+
+    __slots__ = ("shared", "token")
+
+    def __init__(self, shared: Any, token: int):
+        super().__init__()
+        self.shared, self.token = shared, token
+
+    def is_set(self) -> bool:
+        return bool(self._set or self.shared.value == self.token)
 
 
 class _Worker:
-    def __init__(self, conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any):
+    def __init__(self, conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any, cancel: Any):
         self.conn, self.settings = conn, settings
-        self.fence, self.current, self.done = fence, current, done
+        self.fence, self.current, self.done, self.cancel = fence, current, done, cancel
         self.inbox: deque[tuple[int, RunJob]] = deque()
         self.lock = threading.Lock()  # guards `running`, the outbox and sends
         self.running: RunJob | None = None
@@ -107,7 +124,7 @@ class _Worker:
                 self.current.value = token
                 if self.watch_idle:
                     self.wake.set()
-            outcome = self.run(job)
+            outcome = self.run(job, token)
             with self.lock:
                 self.running = None
                 self.done.value = token
@@ -127,7 +144,7 @@ class _Worker:
         elif kind == "stop":
             self.stopping = True
 
-    def run(self, job: RunJob) -> RunOutcome:
+    def run(self, job: RunJob, token: int) -> RunOutcome:
         started = SYSTEM_CLOCK.wall()
         try:
             workflow = self.workflows.get(job.workflow)
@@ -143,9 +160,10 @@ class _Worker:
         output = self.output
         if output is not None:
             output.begin()
-        outcome = execute(job, workflow, None, self.gate, apply_environ=True, capture_streams=False,
-                          on_deadline=lambda at: self.tell(("deadline", job.run_id, at)), runlog=runlog,
-                          before_end=(lambda: output.collect(runlog)) if output is not None else None)
+        outcome = execute(job, workflow, SharedCancel(self.cancel, token), self.gate, apply_environ=True,
+                          capture_streams=False, on_deadline=lambda at: self.tell(("deadline", job.run_id, at)),
+                          runlog=runlog, before_end=(lambda: output.collect(runlog)) if output is not None else None,
+                          on_stoppable=lambda grace: self.tell(("stoppable", job.run_id, grace)))
         return outcome._replace(result=None, exception=None)  # they stay here: only dev runs use them
 
     # -- outcomes -------------------------------------------------------------------------------
@@ -201,7 +219,8 @@ class _Worker:
                     self._flush_locked()
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """This process is killed when the thread that started it ends (Linux), and ends now if its parent has."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
