@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("anachron.worker")
 RECORDABLE = (SUCCESS, FAILED, CANCELED)
 PATIENCE = 2.0  # seconds one write is retried (storage may be out of reach: the coordinator's lease lapsed)
+#: outcomes kept: far more than a worker holds unrecorded at once (the jobs its coordinator hands it ahead,
+#: at most ``MAX_PREFETCH_PER_WORKER`` + 1, and a tick's worth more), so memory stays flat at any rate
+KEPT = 1024
 GIVE_UP_AFTER_LEASES = 3  # an outcome not written after this many leases is left to the coordinator
 
 
@@ -48,7 +51,7 @@ class Recorder:
         self._owner = owner or ""
         self._lease = lease_seconds
         self._stall_after = lease_seconds / 2
-        self._recent: deque[_Finished] = deque()
+        self._recent: deque[_Finished] = deque(maxlen=KEPT)
         self._pending: list[_Finished] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -129,7 +132,7 @@ class Recorder:
             return
         done = {o.run_id for o in recorded}
         with self._lock:
-            self._recent = deque(item for item in self._recent if item.outcome.run_id not in outcomes)
+            self._recent = deque((item for item in self._recent if item.outcome.run_id not in outcomes), maxlen=KEPT)
         if done:
             log.warning("worker: recorded %d outcome(s) its stalled coordinator had not", len(done))
 
