@@ -56,6 +56,8 @@ def test_the_python_api_and_json_build_the_same_request():
     ({"workflow": "etl", "max_concurrency": 0}, "max_concurrency: "),
     ({"workflow": "etl", "strategy": {"batched": 0}}, "strategy"),
     ({"workflow": "etl", "strategy": "sometimes"}, "strategy"),
+    ({"workflow": "etl", "strategy": {"per_dimension": {"multi_run": -1}}}, "multi_run"),  # found by fuzzing
+    ({"workflow": "etl", "strategy": {"per_dimension": {"multi_run": ["region"], "single_run": "date"}}}, "single_run"),
     ({"workflow": "etl", "partition_range": {"from": "a"}}, "partition_range"),
     ({"workflow": "etl", "tags": [{"key": "", "value": "x"}]}, "tags"),
     ({"workflow": "etl", "surprise": 1}, "surprise"),

@@ -156,6 +156,6 @@ BackfillStrategy.Batched = BatchedStrategy
 
 
 def _dimension_list(value: Sequence[str], name: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not value or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
         raise ValueError(f"per_dimension: {name} must be a non-empty list of dimension names")
     return tuple(value)
