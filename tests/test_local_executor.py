@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import anachron as ac
+from anachron.clock import SYSTEM_CLOCK
 import flows_basic as fb
 from helpers import alive, children, wait_for
 
@@ -93,3 +94,58 @@ def test_workers_die_with_their_parent(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+class _Host:
+    """Just what a LocalExecutor asks of its coordinator; outcomes are collected."""
+
+    pools: dict = {}
+    storage_url = ""
+    log_limit = 1000
+    clock = SYSTEM_CLOCK
+    worker_id = "test-host"
+    lease_seconds = 30.0
+
+    def __init__(self):
+        self.outcomes = []
+
+    def resolve(self, ref):
+        return {"sleepy": fb.sleepy, "marked": fb.marked}[ref.name]
+
+    def pool_gate(self):
+        return None
+
+    def on_results(self, outcomes):
+        self.outcomes.extend(outcomes)
+
+
+def _job(workflow, run_id, **params):
+    from datetime import datetime, timezone
+
+    from anachron.loading import ref_of
+    from anachron.runtime import RunJob
+
+    return RunJob(run_id, 1, ref_of(workflow), ("2024-01-01",), None, datetime(2024, 1, 1, tzinfo=timezone.utc),
+                  None, params, {}, None, {}, 1000)
+
+
+def test_jobs_submitted_right_after_abandon_still_run(tmp_path):
+    """A coordinator whose lease lapsed abandons its jobs and, once its lease is back, re-queues its runs
+    and submits them again at once: those new jobs run and report (the abandon does not sweep them away
+    later, leaving runs `running` forever)."""
+    host = _Host()
+    executor = ac.LocalExecutor(max_workers=2)
+    executor.start(host)
+    try:
+        for round_ in range(3):  # the race is between the caller and the dispatcher thread: try it a few times
+            marker = tmp_path / f"old-{round_}"
+            executor.submit([_job(fb.marked, f"old-{round_}", marker=str(marker), seconds=60.0)])
+            assert wait_for(marker.exists, timeout=30)
+            executor.abandon()
+            executor.submit([_job(fb.sleepy, f"new-{round_}", seconds=0.01)])
+            assert wait_for(lambda r=round_: any(o.run_id == f"new-{r}" for o in host.outcomes), timeout=30), \
+                host.outcomes
+        assert all(o.status == "success" for o in host.outcomes if o.run_id.startswith("new-")), host.outcomes
+        assert not any(o.run_id.startswith("old-") for o in host.outcomes)  # abandoned: never reported
+    finally:
+        executor.shutdown()

@@ -88,7 +88,15 @@ class LocalExecutor(Executor):
             self._cancel(run_id)
 
     def abandon(self) -> None:
-        self._command(("abandon",))
+        # at once, under the state lock: a job submitted right after (the coordinator re-queues and starts
+        # its runs again as soon as it has its lease back) must not be swept away by a late abandon
+        with self._state:
+            self._pending.clear()
+            for slot in self._slots:
+                if slot.inflight:
+                    slot.inflight.clear()
+                    slot.doomed = True  # nothing more is sent to it: the dispatcher reaps it and starts another
+                    self._kill(slot, "abandon")
 
     def set_lease_deadline(self, deadline: float) -> None:
         if self._fence is not None:
@@ -136,13 +144,7 @@ class LocalExecutor(Executor):
         while self._commands:
             command = self._commands.popleft()
             kind = command[0]
-            if kind == "abandon":
-                self._pending.clear()
-                for slot in self._slots:
-                    if slot.inflight:
-                        slot.inflight.clear()
-                        self._kill(slot, "abandon")
-            elif kind == "stop":
+            if kind == "stop":
                 self._stopping = True
 
     def _cancel(self, run_id: str) -> None:
@@ -266,7 +268,7 @@ class LocalExecutor(Executor):
             max(1, math.ceil(self.capacity / self.max_workers))
         for slot in sorted(self._slots, key=lambda s: len(s.inflight)):
             room = depth - len(slot.inflight)
-            if room <= 0 or not self._pending:
+            if room <= 0 or slot.doomed or not self._pending:
                 continue
             if slot.conn is None:
                 self._spawn(slot)
@@ -341,6 +343,7 @@ class _Slot:
         self.kill_reason: str | None = None
         self.kill_token: int | None = None
         self.ready = False
+        self.doomed = False  # killed by ``abandon``, not reaped yet
 
     def reset(self) -> None:
         if self.conn is not None:
@@ -353,6 +356,7 @@ class _Slot:
         self.deadline = self.stoppable = self.killing = self.kill_reason = self.kill_token = None
         self.cancel_by = {}
         self.ready = False
+        self.doomed = False  # killed by ``abandon``, not reaped yet
 
 
 def _death_outcome(reason: str | None, code: int | None) -> tuple[str, str]:
