@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import anachron as ac
-from anachron.clock import SYSTEM_CLOCK
 import flows_basic as fb
+from anachron.clock import SYSTEM_CLOCK
 from helpers import alive, children, wait_for
 
 TESTS = Path(__file__).parent
