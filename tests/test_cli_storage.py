@@ -12,16 +12,18 @@ import anachron as ac
 from anachron.cli import run_cli
 from anachron.cli.progress import Display, Hiccups, watch
 from anachron.cli.runs import _wait
-from anachron.storage import StorageRejected, StorageUnavailable
+from anachron.storage import StorageRejected, StorageUnavailable, describe_error
 from test_cli import FLOWS, api, cli  # noqa: F401 - fixtures
 
 
 def sql_error(message: str):
-    """An SQLAlchemy error as PostgreSQL raises it: the driver's message, then the statement and parameters."""
+    """An SQLAlchemy error as PostgreSQL raises it (the driver's message, then the statement and parameters),
+    as storage's boundary hands it on: ``StorageRejected``."""
     from sqlalchemy.exc import ProgrammingError
 
-    return ProgrammingError("SELECT secret FROM anachron_runs WHERE run_id = %(run_id)s", {"run_id": "hunter2"},
-                            Exception(message))
+    raw = ProgrammingError("SELECT secret FROM anachron_runs WHERE run_id = %(run_id)s", {"run_id": "hunter2"},
+                           Exception(message))
+    return StorageRejected(describe_error(raw))
 
 
 def status(state: str, done: int = 0) -> ac.BackfillStatus:
@@ -92,11 +94,13 @@ class FlakyRepository:
 
 
 def busy() -> Exception:
+    """SQLite's "database is locked" past a transaction's patience, as storage's boundary hands it on."""
     from sqlalchemy.exc import OperationalError
 
     orig = sqlite3.OperationalError("database is locked")
     orig.sqlite_errorname = "SQLITE_BUSY"
-    return OperationalError("UPDATE anachron_backfills SET owner = ?", ("me",), orig)
+    raw = OperationalError("UPDATE anachron_backfills SET owner = ?", ("me",), orig)
+    return StorageUnavailable(f"storage unavailable: {describe_error(raw)}")
 
 
 def test_watch_waits_out_storage_hiccups(capsys):
