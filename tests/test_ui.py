@@ -4,6 +4,7 @@ login, escaping, errors. The browser tests (tests/test_ui_browser.py) drive the 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 import anachron as ac
 from anachron.models import BackfillStatus
+from anachron.requests import BackfillRequest
 from anachron.ui import fields, forms, view
 from anachron.ui.render import query
 
@@ -471,3 +473,67 @@ def test_form_fields_become_the_request():
     assert "idempotency_key" not in forms.BackfillForm.of({"launch_key": "<x>"}).request_data(params, dry_run=False)
     with pytest.raises(forms.FormTooLarge):
         forms.parse_form(b"x" * (forms.MAX_FORM_BYTES + 1))
+
+
+# -- what was asked --------------------------------------------------------------------------------------
+def _asked(html: str) -> dict[str, str]:
+    """The request panel's lines, label → text (tags stripped, whitespace collapsed)."""
+    panel = html[html.index('<section class="panel request"'):]
+    panel = panel[:panel.index("</section>")]
+    pairs = re.findall(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", panel, re.S)
+    return {unescape(k): " ".join(unescape(re.sub(r"<[^>]+>", " ", v)).split()).replace(" :", ":") for k, v in pairs}
+
+
+def test_a_backfills_page_shows_what_was_asked_and_who_asked(client, repo):
+    st = repo.backfill("daily_sales", partition_range=ac.PartitionKeyRange.single("2024-01-01", "2024-01-02"),
+                       params={"sleep": 0.0}, strategy=ac.BackfillStrategy.batched(7), reprocess="missing",
+                       order="newest_first", failure_policy="stop_on_failure", max_concurrency=3,
+                       tags={"ticket": "OPS-<9>"})
+    who = repo.get_backfill(st.backfill_id).created_by
+    assert who  # a local call: the OS user
+    page = client.get(f"/backfills/{st.backfill_id}").text
+    lines = _asked(page)
+    assert lines == {
+        "Workflow": "daily_sales", "Partitions": "from 2024-01-01 to 2024-01-02", "Parameters": "sleep = 0.0",
+        "Runs": "batches of up to 7 consecutive partitions", "Reprocess": "only partitions that never ran",
+        "Order": "newest first", "On failure": "stop the backfill", "Max concurrency": "3 runs at once",
+        "Tags": "ticket = OPS-<9>", "Launched by": who}, lines
+    assert "OPS-&lt;9&gt;" in page and "OPS-<9>" not in page  # escaped
+    shown = json.loads(unescape(re.search(r'<details class="as-json">.*?<pre>(.*?)</pre>', page, re.S).group(1)))
+    assert BackfillRequest.parse(shown).partition_range.from_key == "2024-01-01"  # the API takes it back
+    assert shown["strategy"] == {"batched": 7} and shown["workflow"] == "daily_sales"
+
+
+def test_a_tick_backfill_shows_its_schedule_window_inputs_and_labels(client, repo):
+    data = {"workflow": "nightly_report", "schedule": "nightly", "start": "2024-01-01", "end": "2024-01-04",
+            "p.region": "eu", "tags": "ticket=OPS-7", "max_concurrency": "2"}
+    r = client.post("/backfills/launch", data=data)
+    lines = _asked(client.get(r.headers["location"]).text)
+    assert "Schedule" in lines, lines
+    assert lines["Schedule"].startswith("nightly: its ticks from 2024-01-01") and "to 2024-01-04" in lines["Schedule"]
+    assert lines["Inputs"] == "region = eu" and lines["Labels"] == "ticket = OPS-7"
+    assert lines["Launched by"]  # the OS user, or the token's name over HTTP
+
+
+def test_a_graph_backfill_and_key_lists_are_told_in_words():
+    from anachron.ui.asked import asked
+
+    keys = [f"k{i}" for i in range(30)]
+    told = asked(BackfillRequest.parse({"selection": ["raw", "daily"], "include": "downstream",
+                                           "partition_keys": keys, "strategy": {"per_dimension": {
+                                               "multi_run": ["region"], "single_run": ["date"]}}}), None)
+    lines = {line.label: line for line in told.lines}
+    assert lines["Workflows"].workflows == ("raw", "daily")
+    assert lines["Workflows"].text == "and every workflow downstream of them"
+    assert lines["Partitions"].text.startswith("30 keys: k0, k1,") and lines["Partitions"].text.endswith("and 18 more")
+    assert lines["Runs"].text == "one run per region, each covering every date"
+    own = {"raw": None, "daily": ac.BackfillStrategy.batched(3)}
+    told = asked(BackfillRequest.parse({"selection": ["raw", "daily"]}), "ann", own)
+    assert {line.label: line.text for line in told.lines}["Runs"] == \
+        "each workflow's default: raw: one run per partition; daily: batches of up to 3 consecutive partitions"
+    assert lines["Launched by"].text == "unknown"
+    assert asked(None, "bob").notes and asked(None, "bob").lines[0].text == "bob"
+    ticks = {line.label: line.text for line in asked(BackfillRequest.parse(
+        {"workflow": "nightly", "cron": "0 2 * * *", "start": "2024-01-01", "reprocess": "missing"}), "ann").lines}
+    assert ticks["Ticks"] == "of cron 0 2 * * * (UTC) from 2024-01-01 to now (the time of the request)"
+    assert ticks["Runs"] == "one run per tick" and ticks["Reprocess"] == "only ticks that never ran"

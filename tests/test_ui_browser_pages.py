@@ -192,12 +192,30 @@ def test_schedules_page_pause_resume_and_backfill_ticks(server, page, shots):  #
     wait_api(server, backfill_id, ("completed",))
     with server.client() as c:
         assert {r["params"]["region"] for r in c.get(f"/api/v1/runs?backfill_id={backfill_id}").json()} == {"eu"}
+    # what was asked: the schedule and its tick window, the inputs and the labels
+    asked = page.get_by_role("region", name="Tick backfill request")
+    expect(asked).to_contain_text(re.compile(r"Schedule\s*nightly: its ticks from 2024-03-01\S* to 2024-03-05"))
+    expect(asked).to_contain_text(re.compile(r"Inputs\s*region = eu"))
+    expect(asked).to_contain_text(re.compile(r"Labels\s*ticket = OPS-42"))
     # a tag is a link to everything carrying it
     page.reload()
     page.locator("#bf-head").get_by_role("link", name="ticket=OPS-42").click()
     page.wait_for_url(re.compile(r"/backfills\?tag=ticket%3DOPS-42$"))
     expect(page.locator("#backfills-table tbody tr")).to_have_count(1)
     expect(page.locator(".pager .tally")).to_have_text("1 backfill")
+
+
+def test_a_backfills_page_shows_what_was_asked(server, page, history, shots):  # noqa: F811
+    page.goto(server.url + f"/backfills/{history['failed']}")
+    asked = page.get_by_role("region", name="Request")
+    expect(asked).to_contain_text(re.compile(r"Workflow\s*daily_sales"))
+    expect(asked).to_contain_text(re.compile(r"Partitions\s*the time from 2024-01-10 to 2024-01-16"))
+    expect(asked).to_contain_text(re.compile(r"Tags\s*reason = vendor re-export"))
+    expect(asked).to_contain_text(re.compile(r"Launched by\s*\S+"))
+    asked.get_by_text("As JSON").click()
+    shown = asked.locator("pre").inner_text()
+    assert '"start": "2024-01-10"' in shown and '"workflow": "daily_sales"' in shown
+    shots(page, "backfill-request", full_page=True)
 
 
 def test_filter_runs_and_run_now_then_again(server, page, shots):  # noqa: F811

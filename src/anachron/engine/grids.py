@@ -27,6 +27,7 @@ from ..grid import (
 )
 from ..models import FINISHED_BACKFILL_STATUSES, BackfillStatus, NotFoundError
 from ..records import BackfillRecord, GridCount, GridRun
+from ..requests import asked_request
 from .context import EngineContext
 from .led import rebuild_plan
 
@@ -52,7 +53,8 @@ def read_backfill_snapshot(engine: EngineContext, backfill_id: str, max_cells: i
         if record is None:
             return None
         active = s.run_counts([backfill_id]).get(backfill_id)
-        status = record.to_status([], active.queued if active else 0, active.running if active else 0)
+        status = record.to_status([], active.queued if active else 0, active.running if active else 0,
+                                  request=asked_request(record.request))  # what was asked: the page shows it
         size = cell_size_for(record.total_runs, max_cells)
         if size == 1:  # a cell per run: the runs themselves (at most max_cells of them), with their ids
             return record, status, [], s.backfill_grid_runs(backfill_id, record.cursor, record.total_runs), None

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from ..models import RERUN_OF_TAG
 from ..repository import CodeRepository
 from . import cells, view
+from .asked import asked
 from .filters import BACKFILL_TABS, BackfillFilters, FilterError
 from .pages import PAGE, TOTAL_CAP, Offset, Paging, bad_request, repo_of, utcnow
 from .render import fragment, page, path_part, query
@@ -67,7 +68,10 @@ def backfill_response(request: Request, repo: CodeRepository, backfill_id: str, 
     context["flash"] = flash
     if part == "live":
         return fragment(request, "_backfill_live.html", status, **context)
-    return page(request, "backfill.html", status, **context)
+    st = context["st"]
+    known = repo.workflow_registry
+    defaults = {name: known[name].backfill_strategy for name in st.workflows if name in known}
+    return page(request, "backfill.html", status, asked=asked(st.request, st.created_by, defaults), **context)
 
 
 def backfill_context(repo: CodeRepository, backfill_id: str, sample: view.Sample | None,
