@@ -149,7 +149,7 @@ def in_process_client(app: Any) -> Any:
     with warnings.catch_warnings():  # Starlette's TestClient warns that it prefers httpx2
         warnings.filterwarnings("ignore", message=".*starlette.testclient.*")  # a UserWarning
         from fastapi.testclient import TestClient
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url="http://localhost")
 
 
 class Fuzzed:

@@ -16,7 +16,7 @@ from ..models import BACKFILL_STATUSES, RUN_STATUSES, BackfillStatus, Run, Sched
 from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
 from . import schemas
-from .errors import ApiError, storable_body
+from .errors import RESPONSES, ApiError, storable_body
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many (newest first)")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many (paging)")]
@@ -51,7 +51,7 @@ def _found(value: T | None, kind: str, ident: str) -> T:
     return value
 
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(storable_body)])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(storable_body)], responses=RESPONSES)
 
 
 @router.get("/health", response_model=schemas.Health, tags=["server"])

@@ -23,7 +23,7 @@ from ..engine.led import StoredRequest
 from ..models import ACTIVE_BACKFILL_STATUSES, TRIGGER_TAG, BackfillStatus
 from ..repository import CodeRepository
 from ..requests import Tag
-from .errors import ApiError, storable_body
+from .errors import RESPONSES, ApiError, storable_body
 from .routes import repo_of
 from .schemas import namespace_of
 
@@ -80,7 +80,7 @@ class Trigger(BaseModel):
 
 
 router = APIRouter(prefix="/api/v1/triggers", tags=["triggers (Kestra-compatible)"],
-                   dependencies=[Depends(storable_body)])
+                   dependencies=[Depends(storable_body)], responses=RESPONSES)
 
 
 @router.put("", response_model=Trigger)

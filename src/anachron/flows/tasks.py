@@ -42,6 +42,7 @@ from typing import Any
 
 from ..context import RunContext
 from ..definitions import Task, Workflow
+from ..runenv import run_environ
 from .errors import FlowTaskError
 from .shell import run_shell
 from .templates import Template, TemplateRenderError, compile_template, compile_value, render_value
@@ -133,7 +134,7 @@ class ShellTask(TaskSpec):
         def on_line(stream: str, line: str) -> None:
             (log.info if stream == "stdout" else log.warning)("%s", line)
 
-        run_shell(self.id, commands, cwd=cwd, env={**os.environ, **ctx.environ, **env}, on_line=on_line,
+        run_shell(self.id, commands, cwd=cwd, env={**run_environ(), **ctx.environ, **env}, on_line=on_line,
                   canceled=lambda: ctx.canceled, timeout=self.timeout)
 
     def _task_timeout(self) -> float | None:
