@@ -76,8 +76,9 @@ class CodeRepository:
             raise ValueError("run_queue.pools: an in-memory database (sqlite://) cannot be shared with worker "
                              "processes; use a file or PostgreSQL, or InProcessExecutor")
         tag_limits = tuple(self.run_queue.tag_concurrency_limits)
-        if any(s.overlap == "buffer" for w in self.workflow_registry.values() for s in w.schedules):
-            # one run at a time per buffered schedule: its next tick's run waits in the queue
+        if any(s.overlap in ("buffer", "skip") for w in self.workflow_registry.values() for s in w.schedules):
+            # one run at a time per buffered or skipping schedule: its next tick's run (or the ticks recovered
+            # together after downtime) wait in the queue
             tag_limits += (TagConcurrencyLimit(OVERLAP_TAG, limit=1, per_unique_value=True),)
         limits = QueueLimits(self.run_queue.max_concurrent_runs,
                              {n: w.max_concurrent_runs for n, w in self.workflow_registry.items()

@@ -204,5 +204,7 @@ def plan_ticks(schedule: Schedule, cursor: datetime | None, now: datetime, *,
 def overlap_allows(overlap: str, previous_active: bool) -> bool:
     """Whether a due tick runs while a run of an earlier tick of the same schedule is still active:
     ``skip`` passes over it; ``buffer`` and ``allow`` run it (``buffer`` runs wait in line for the active
-    one — the queue holds at most one run per buffered schedule at a time)."""
+    one — the queue runs at most one run per buffered schedule at a time). Ticks that fall due together (the
+    ticks ``recover_missed="all"`` recovers after downtime) all run under ``skip`` too, but one at a time,
+    oldest first: ``skip``'s runs wait in line like ``buffer``'s, so a schedule never has two runs executing."""
     return overlap != "skip" or not previous_active
