@@ -74,12 +74,13 @@ class RunService:
         error = None
         try:  # a malformed ANACHRON_TIME in the run's environment fails the run, whatever decides its time
             env_time = time_from_environ(env)
+            process_time = time_from_environ(os.environ)  # checked even where a partition sets the time
             if window is not None:
                 logical = window[1]
             elif scheduled_time is not None:
                 logical = scheduled_time
             else:
-                logical = env_time or time_from_environ(os.environ) or now
+                logical = env_time or process_time or now
         except LogicalTimeError as exc:
             logical, error = now, str(exc)
         row = NewRun(new_run_id(), workflow.name, FAILED if error else QUEUED, keys, encode_params(values),
