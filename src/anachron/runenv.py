@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Mapping, MutableMapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 __all__ = ["REMOVED", "WITHOUT_PASSWORD", "SECRET_ENV", "run_environ", "scrub_environ", "without_password"]
 
@@ -34,19 +34,19 @@ SECRET_ENV = "ANACHRON_SECRET_ENV"
 
 
 def without_password(url: str) -> str:
-    """``url`` with the password taken out of its user part and its query (``?password=``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """``url`` with the password taken out of its user part and its query (``?password=``); the rest as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = parts.query
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        user, host = authority.rsplit("@", 1)
+        authority = f"{user.split(':', 1)[0]}@{host}"
+    path, question, query = tail.partition("?")
     if "password" in query.lower():
         query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() != "password"])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        question = "?" if query else ""
+    return f"{scheme}{sep}{authority}{slash}{path}{question}{query}"
 
 
 def _secret(name: str, patterns: list[str]) -> bool:
