@@ -267,7 +267,7 @@ class BackfillRequest(BaseModel):
                 raise RequestError(f"{name}: unknown option")
         if start is None:
             raise RequestError("start: a schedule backfill needs a start")
-        tags = {**normalize_tags(labels, "labels"), TRIGGER_TAG: trigger_id}
+        tags = {**check_tags(normalize_tags(labels, "labels"), "labels"), TRIGGER_TAG: trigger_id}
         return cls.from_python(workflow, start=start, end=end, params=inputs, tags=tags, dry_run=dry_run,
                                trigger_id=trigger_id, **options)
 

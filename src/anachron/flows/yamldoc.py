@@ -80,13 +80,14 @@ class _Converter:
         self.expanded = 0  # values in the document so far, every alias counted as a copy
         self.open: set[int] = set()
 
-    def convert(self, node: Any, depth: int) -> Node:
+    def convert(self, node: Any, depth: int, written: int | None = None) -> Node:
+        """``node`` as a ``Node``; ``written``: the line where the parent holds it (an alias's own line)."""
         import yaml
 
         key = id(node)
         line = node.start_mark.line + 1
-        if key in self.done:  # an alias: its values count again
-            self._count(self.sizes[key], line)
+        if key in self.done:  # an alias: its values count again, where the alias is written
+            self._count(self.sizes[key], written or line)
             return self.done[key]
         before = self.expanded
         self._count(1, line)
@@ -101,7 +102,7 @@ class _Converter:
             if isinstance(node, yaml.MappingNode):
                 result = self._mapping(node, line, depth)
             elif isinstance(node, yaml.SequenceNode):
-                result = Node([self.convert(item, depth + 1) for item in node.value], line)
+                result = Node([self.convert(item, depth + 1, line) for item in node.value], line)
             else:
                 result = Node(self._scalar(node, line), line, style=node.style)
         finally:
@@ -131,7 +132,7 @@ class _Converter:
             if name in values:
                 raise FlowError.at(self.file, key_line, "", f"YAML: the key {name!r} appears twice in one mapping "
                                    f"(first on line {lines[name]})")
-            values[name] = self.convert(value_node, depth + 1)
+            values[name] = self.convert(value_node, depth + 1, key_line)
             lines[name] = key_line
         return Node(values, line, lines)
 
