@@ -1,7 +1,8 @@
 """Schemathesis against the OpenAPI document the server publishes (bounded, in process, SQLite): every operation
-gets schema-valid and schema-violating requests (positive and negative generation). No answer is a server
-error, every answer fits the document (status codes it declares, the error shape for 4xx), and no refused
-request writes anything: the rows of every table a request can create are counted before and after each call.
+gets schema-valid and schema-violating requests (positive and negative generation; half the time a path
+parameter or a body's workflow names one that exists, so requests reach the engine). No answer is a server
+error, every 4xx is the one error shape ``{"error": {"code", "message"}}``, and no refused request writes
+anything: the rows of every table a request can create are counted before and after each call.
 
 ``tests/test_api_fuzz.py`` adds hostile values the schema walker cannot produce (raw non-JSON bodies, huge
 strings, lone surrogates, NUL); this file is the standard tool's view of the same document.
