@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fault_flows as ff  # noqa: E402
 
 import anachron as ac  # noqa: E402
+from anachron.storage import StorageUnavailable  # noqa: E402
 
 
 def repository(url: str, lease: float) -> ac.CodeRepository:
@@ -36,8 +37,15 @@ if __name__ == "__main__":
             time.sleep(60)
     elif command == "wait":
         backfill_id, lease, timeout = sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+        deadline = time.monotonic() + timeout
         with repository(url, lease) as repo:
-            status = repo.wait_backfill(backfill_id, timeout=timeout)
+            while True:
+                try:
+                    status = repo.wait_backfill(backfill_id, timeout=max(1.0, deadline - time.monotonic()))
+                    break
+                except StorageUnavailable:  # down for longer than a wait's patience: look again, as a daemon does
+                    print("storage unavailable: waiting on", file=sys.stderr, flush=True)
+                    time.sleep(0.5)
             print(json.dumps({"status": status.status, "completed": status.completed_partitions}), flush=True)
     else:
         raise SystemExit(f"unknown command {command!r}")
