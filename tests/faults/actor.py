@@ -16,9 +16,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fault_flows as ff  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 import anachron as ac  # noqa: E402
-from anachron.storage import StorageUnavailable  # noqa: E402
+from anachron.storage import StorageError  # noqa: E402
 
 
 def repository(url: str, lease: float) -> ac.CodeRepository:
@@ -43,8 +44,9 @@ if __name__ == "__main__":
                 try:
                     status = repo.wait_backfill(backfill_id, timeout=max(1.0, deadline - time.monotonic()))
                     break
-                except StorageUnavailable:  # down for longer than a wait's patience: look again, as a daemon does
-                    print("storage unavailable: waiting on", file=sys.stderr, flush=True)
+                except (StorageError, SQLAlchemyError) as exc:  # down for longer than a wait's patience (or
+                    # down when the storage is first opened): look again, as a daemon does
+                    print(f"storage unavailable ({type(exc).__name__}): waiting on", file=sys.stderr, flush=True)
                     time.sleep(0.5)
             print(json.dumps({"status": status.status, "completed": status.completed_partitions}), flush=True)
     else:

@@ -331,6 +331,8 @@ def run_trial(trial: Trial, dbs: Databases, workdir: Path) -> Outcome:
                 outcome.backfill_status = json.loads(out.strip().splitlines()[-1])["status"]
             except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError):
                 outcome.backfill_status = "unfinished"
+                said = [line for line in log.read_text(errors="replace").splitlines() if line[:1] not in (" ", "")]
+                outcome.error = f"the successor ended without a status (exit {waiter.returncode}): {said[-3:]}"
         except Exception as exc:  # noqa: BLE001 - the trial itself broke: reported, not raised
             outcome.error = f"{type(exc).__name__}: {exc}"
         finally:
