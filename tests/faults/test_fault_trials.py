@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trials
 
 CI_TRIALS = 20
@@ -20,6 +21,7 @@ CI_SEED = 17
 CI_JOBS = 2
 
 
+@pytest.mark.timeout(900)  # ~2 minutes on an idle machine; the wall time is reported, not asserted
 def test_fault_trials(pg_template, tmp_path, record_property):
     from conftest import PG_ADMIN_URL
 
@@ -31,8 +33,8 @@ def test_fault_trials(pg_template, tmp_path, record_property):
     twice = sum(len(o.twice) for o in outcomes)
     record_property("fault_trials", len(outcomes))
     record_property("completed_twice", twice)
+    record_property("seconds", round(elapsed))
     report = "\n".join(f"{o.trial}: {o.seconds:.1f}s {o.backfill_status}, completed twice {o.twice}, "
                        f"problems {trials.check(o)}" for o in outcomes)
     failures = {str(o.trial): trials.check(o) for o in outcomes if trials.check(o)}
     assert not failures, f"{failures}\n{report}"
-    assert elapsed < 300, f"the CI fault set took {elapsed:.0f} s (budget 300 s)\n{report}"

@@ -490,17 +490,8 @@ def _hour_phase(tz: ZoneInfo, first: date, last: date) -> int | None:
         t = min(t + timedelta(days=7), stop)
 
 
-#: Grids live between these instants: a tick within a day of the calendar's edge (years 1 and 9999) could not
-#: be shown in every timezone, and the arithmetic around it would overflow Python's datetime.
-EARLIEST = datetime(1, 1, 3, tzinfo=UTC)
-LATEST = datetime(9999, 12, 29, tzinfo=UTC)
-
-
 def make_grid(cron: str, tz: ZoneInfo, start: datetime, end: datetime | None) -> Grid:
-    """The fastest exact grid for `cron` in `tz` from `start` (UTC) up to `end` (or forever), both kept within
-    ``EARLIEST`` and ``LATEST``."""
-    start = min(max(start, EARLIEST), LATEST)
-    end = None if end is None else min(max(end, EARLIEST), LATEST)
+    """The fastest exact grid for `cron` in `tz` from `start` (UTC) up to `end` (or forever)."""
     parts = cron.split()
     if len(parts) == 5:
         mi, hr, dom, mon, dow = parts
@@ -508,7 +499,7 @@ def make_grid(cron: str, tz: ZoneInfo, start: datetime, end: datetime | None) ->
         if minutes and hr == "*" and dom == mon == dow == "*":
             # after the last listed transition zones repeat yearly: sampling to ~2040 covers forever
             horizon = end if end is not None else max(start, datetime(2040, 1, 1, tzinfo=UTC))
-            last = min(horizon.date() + timedelta(days=400 if end is None else 1), LATEST.date())
+            last = horizon.date() + timedelta(days=400 if end is None else 1)
             phase = _hour_phase(tz, start.date() - timedelta(days=1), last)
             if phase is not None:
                 return MinuteGrid([(m * 60 - phase) % 3600 * 1_000_000 for m in minutes], start)
