@@ -36,5 +36,5 @@ def test_fault_trials(pg_template, tmp_path, record_property):
     record_property("seconds", round(elapsed))
     report = "\n".join(f"{o.trial}: {o.seconds:.1f}s {o.backfill_status}, completed twice {o.twice}, "
                        f"problems {trials.check(o)}" for o in outcomes)
-    failures = {str(o.trial): trials.check(o) for o in outcomes if trials.check(o)}
+    failures = {str(o.trial): [*trials.check(o), *o.log_tail] for o in outcomes if trials.check(o)}
     assert not failures, f"{failures}\n{report}"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -86,6 +87,8 @@ class Outcome:
     worker_deaths: list[str] = field(default_factory=list)  # keys whose run failed because its worker was killed
     seconds: float = 0.0
     error: str | None = None  # the trial itself broke (a process did not start, a timeout)
+    log_tail: list[str] = field(default_factory=list)  # the processes' last lines, when the trial failed
+    runs: list[str] = field(default_factory=list)  # each run as the database has it: key, status, attempt, error
 
     @property
     def lost(self) -> list[str]:
@@ -219,14 +222,6 @@ def _stop(proc: subprocess.Popen[str] | None) -> None:
     proc.wait(10)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -340,6 +335,9 @@ def run_trial(trial: Trial, dbs: Databases, workdir: Path) -> Outcome:
             _stop(waiter)
         _judge(outcome, url, markers)
     outcome.seconds = time.monotonic() - started
+    if check(outcome):  # what the processes said, for whoever reads the failure
+        said = [line for line in log.read_text(errors="replace").splitlines() if line[:1] not in (" ", "")]
+        outcome.log_tail = [*outcome.runs, *said[-12:]]
     return outcome
 
 
@@ -358,13 +356,19 @@ def _start_leader(trial: Trial, url: str, markers: Path, seconds: float, log: Pa
 def _start_server(url: str, markers: Path, seconds: float, log: Path) -> tuple[str, subprocess.Popen[str]]:
     import httpx
 
-    port = _free_port()
-    server = _spawn(["-m", "anachron.cli", "server", str(SERVER_TARGET), "--db", url, "--port", str(port),
-                     "--scan", "0.2"], log)
-    base = f"http://127.0.0.1:{port}"
-    if not _wait_for(lambda: _answers(httpx, base), 60):
+    server = _spawn(["-m", "anachron.cli", "server", str(SERVER_TARGET), "--db", url, "--port", "0",
+                     "--scan", "0.2"], log)  # port 0: the system picks a free one, and the log says which
+    serving = re.compile(r"serving http://127\.0\.0\.1:(\d+)")
+    found: list[str] = []
+
+    def listening() -> bool:
+        found[:] = serving.findall(log.read_text(errors="replace"))
+        return bool(found)
+
+    if not _wait_for(listening, 60) or not _wait_for(lambda: _answers(httpx, f"http://127.0.0.1:{found[0]}"), 30):
         _stop(server)
         raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
+    base = f"http://127.0.0.1:{found[0]}"
     body = {"workflow": "marked", "partition_keys": KEYS, "max_concurrency": 2,
             "params": {"directory": str(markers), "seconds": seconds}}
     answer = httpx.post(f"{base}/api/v1/backfills", json=body, timeout=30)
@@ -391,6 +395,7 @@ def _judge(outcome: Outcome, url: str, markers: Path) -> None:
     except Exception as exc:  # noqa: BLE001
         outcome.error = outcome.error or f"cannot read the database: {exc}"
         return
+    outcome.runs = [f"{r.partition_key} {r.status} attempt {r.attempt}: {(r.error or '')[:120]}" for r in runs]
     for run in runs:
         if run.status == "success":
             outcome.successes[run.partition_key] = outcome.successes.get(run.partition_key, 0) + 1
