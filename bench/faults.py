@@ -30,11 +30,11 @@ import trials  # noqa: E402
 README = ROOT / "bench" / "README.md"
 START, END = "<!-- faults:start -->", "<!-- faults:end -->"
 COLUMNS = ("trials", "completed twice (partitions / trials)", "overlaps", "stuck runs", "lost", "recorded twice",
-           "worker-killed runs", "trial errors", "check failures")
+           "worker-killed runs", "trial errors", "stuck after a freeze (trials)", "check failures")
 
 
 def tally(outcomes: list[trials.Outcome]) -> dict[str, list[int]]:
-    rows: dict[str, list[int]] = defaultdict(lambda: [0] * 10)
+    rows: dict[str, list[int]] = defaultdict(lambda: [0] * 11)
     for o in outcomes:
         for name in (f"{o.trial.backend} {o.trial.fault}", "all"):
             row = rows[name]
@@ -47,7 +47,8 @@ def tally(outcomes: list[trials.Outcome]) -> dict[str, list[int]]:
             row[6] += len(o.recorded_twice)
             row[7] += len(o.worker_deaths)
             row[8] += 1 if o.error else 0
-            row[9] += 1 if trials.check(o) else 0
+            row[9] += 1 if trials.frozen_stuck(o) else 0
+            row[10] += 1 if trials.check(o) else 0
     return dict(sorted(rows.items(), key=lambda kv: (kv[0] == "all", kv[0])))
 
 
@@ -80,7 +81,9 @@ def section(outcomes: list[trials.Outcome], args: argparse.Namespace, seconds: f
         table(rows),
         "",
         f"What the tally shows: {total[3]} overlapping executions, {total[4]} stuck runs, {total[5]} lost "
-        f"partitions, {total[6]} successes recorded twice, {total[9]} trials failing the CI checks. "
+        f"partitions, {total[6]} successes recorded twice, {total[10]} trials failing the CI checks; {total[9]} "
+        "trials where a leader woken from a freeze left the runs it took back `running` forever "
+        "(`trials.ASSERT_NOTHING_STUCK_AFTER_A_FREEZE`). "
         f"{total[1]} partitions' code completed twice, in {total[2]} trials, under these faults: "
         f"{', '.join(doubled) or 'none'} — a leader frozen (SIGSTOP) or cut off from storage for longer than its "
         "lease loses the outcomes of the runs it finished meanwhile, and they run again "

@@ -5,7 +5,8 @@ Asserted in every trial (``trials.check``): one recorded success per partition (
 running is recorded failed instead), never two executions of one partition at overlapping times, no run left
 queued or running, no partition lost, the backfill finished as expected. Partitions whose code *completed* twice
 (a leader frozen, or cut off from storage, for longer than its lease) are counted and reported, and asserted only
-once ``trials.ASSERT_NO_DOUBLE_COMPLETION`` is switched on. ``bench/faults.py`` runs the same trials by the
+once ``trials.ASSERT_NO_DOUBLE_COMPLETION`` is switched on; likewise runs left running by a leader woken from a
+freeze (``trials.ASSERT_NOTHING_STUCK_AFTER_A_FREEZE``). ``bench/faults.py`` runs the same trials by the
 thousand and writes the tally to bench/README.md.
 """
 
@@ -34,6 +35,7 @@ def test_fault_trials(pg_template, tmp_path, record_property):
     record_property("fault_trials", len(outcomes))
     record_property("completed_twice", twice)
     record_property("seconds", round(elapsed))
+    record_property("stuck_after_a_freeze", [str(o.trial) for o in outcomes if trials.frozen_stuck(o)])
     report = "\n".join(f"{o.trial}: {o.seconds:.1f}s {o.backfill_status}, completed twice {o.twice}, "
                        f"problems {trials.check(o)}" for o in outcomes)
     failures = {str(o.trial): [*trials.check(o), *o.log_tail] for o in outcomes if trials.check(o)}
