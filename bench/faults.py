@@ -87,7 +87,8 @@ def section(outcomes: list[trials.Outcome], args: argparse.Namespace, seconds: f
         f"{total[1]} partitions' code completed twice, in {total[2]} trials, under these faults: "
         f"{', '.join(doubled) or 'none'} — a leader frozen (SIGSTOP) or cut off from storage for longer than its "
         "lease loses the outcomes of the runs it finished meanwhile, and they run again "
-        "(`trials.ASSERT_NO_DOUBLE_COMPLETION` turns this into a failure once the engine keeps them). "
+        "(`trials.ASSERT_NO_DOUBLE_COMPLETION` turns this into a failure once the engine keeps them); under a "
+        "kill, a leader that died between a run's end and the write of its outcome. "
         "Worker-killed runs are recorded failed by design (a rerun runs them).",
         END,
     ])
