@@ -49,3 +49,11 @@ def dies_once(marker: str = ""):
         time.sleep(120)
     with open(marker + ".done", "a") as f:
         f.write(f"{ac.context().attempt}\n")
+
+
+@ac.workflow
+def environment(names: str = "ANACHRON_API_TOKEN,PGPASSWORD,ANACHRON_DATABASE_URL,RUN_GIVEN"):
+    """Logs ``name=value`` (or ``name unset``) for each of ``names`` as the run's process sees them."""
+    for name in names.split(","):
+        value = os.environ.get(name)
+        ac.context().log.info("%s", f"{name}={value}" if value is not None else f"{name} unset")

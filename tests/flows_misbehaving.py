@@ -69,6 +69,8 @@ repository = ac.CodeRepository([_make("only_in_repo")], storage="sqlite://", exe
 
 @ac.workflow
 def unstorable(text: str = ""):
-    """Prints and raises text no database stores as is (a lone surrogate, a NUL)."""
+    """Prints and raises text no database stores as is (a lone surrogate, a NUL), written in ``text`` as escapes
+    (``\\x00``): parameters themselves must be storable text, so the run makes it."""
+    text = text.encode("ascii", "backslashreplace").decode("unicode_escape", "surrogatepass")
     print(f"got {text}")
     raise ValueError(text)

@@ -36,7 +36,7 @@ def test_polls_share_an_answer_until_the_ttl_or_a_change_made_here(url, make_rep
     server = make_repo([daily_etl], storage=url, executor=ac.InProcessExecutor(1))
     elsewhere = make_repo([daily_etl], storage=url, executor=ac.InProcessExecutor(1))
     first, second = requested(elsewhere, "2024-01-01"), requested(elsewhere, "2024-01-02")
-    with TestClient(create_app(server, daemon=False, ui=False)) as client:
+    with TestClient(create_app(server, daemon=False, ui=False), base_url="http://localhost") as client:
         assert client.get(f"{API}/backfills/{first}").json()["status"] == "requested"
         elsewhere.cancel_backfill(first)  # another process changes it
         assert client.get(f"{API}/backfills/{first}").json()["status"] == "requested"  # the shared answer
@@ -54,7 +54,7 @@ def test_an_answer_is_kept_at_most_the_ttl(url, make_repo, monkeypatch):
     server = make_repo([daily_etl], storage=url, executor=ac.InProcessExecutor(1))
     elsewhere = make_repo([daily_etl], storage=url, executor=ac.InProcessExecutor(1))
     backfill_id = requested(elsewhere, "2024-01-01")
-    with TestClient(create_app(server, daemon=False, ui=False)) as client:
+    with TestClient(create_app(server, daemon=False, ui=False), base_url="http://localhost") as client:
         assert client.get(f"{API}/backfills/{backfill_id}").json()["status"] == "requested"
         elsewhere.cancel_backfill(backfill_id)
         time.sleep(0.3)

@@ -8,10 +8,8 @@ any column's range, wrong types, deeply nested junk — and raw bodies that are 
 in process (``TestClient``) over a SQLite file, for speed; what a request creates is canceled at once, so
 background work never piles up.
 
-Why Hypothesis alone and not Schemathesis: Schemathesis brings a large dependency tree and mostly generates
-schema-valid data (its negative mode is coarse), and its per-example overhead would take most of the time
-budget; what matters here is the hostile values, which a small schema walker plus Hypothesis gives directly,
-with shrinking to a minimal failing request.
+Schemathesis runs too (``tests/test_api_schemathesis.py``): it generates from the schema, positive and negative;
+this walker adds the hostile values it does not produce, with shrinking to a minimal failing request.
 """
 
 from __future__ import annotations
@@ -149,7 +147,7 @@ def in_process_client(app: Any) -> Any:
     with warnings.catch_warnings():  # Starlette's TestClient warns that it prefers httpx2
         warnings.filterwarnings("ignore", message=".*starlette.testclient.*")  # a UserWarning
         from fastapi.testclient import TestClient
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url="http://localhost")
 
 
 class Fuzzed:

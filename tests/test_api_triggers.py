@@ -216,7 +216,7 @@ def test_default_namespace_for_a_workflow_without_a_module(tmp_path):
     wf = ac.workflow(schedule=ac.Schedule("0 3 * * *"))(nightly_job)
     repo = ac.CodeRepository([wf], storage=f"sqlite:///{tmp_path / 'x.db'}", executor=ac.InProcessExecutor(2))
     try:
-        with TestClient(create_app(repo, daemon=False, ui=False)) as c:
+        with TestClient(create_app(repo, daemon=False, ui=False), base_url="http://localhost") as c:
             assert ok(c.get(f"{API}/workflows/nightly_job"))["namespace"] == "default"
             ref = {"flowId": "nightly_job", "namespace": "default", "triggerId": "schedule"}
             trigger = ok(c.put(f"{API}/triggers", json={"backfill": {"start": "2024-01-01", "end": "2024-01-03",

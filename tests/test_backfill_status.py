@@ -91,7 +91,8 @@ def test_a_backfill_stored_before_requests_were_kept_still_says_what_was_asked(r
 ])
 def test_over_http_a_backfill_is_created_by_the_token_s_name(repo, token, token_name, expected):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with TestClient(create_app(repo, daemon=False, token=token, token_name=token_name), headers=headers) as client:
+    with TestClient(create_app(repo, daemon=False, token=token, token_name=token_name), headers=headers,
+                    base_url="http://localhost") as client:
         created = client.post("/api/v1/backfills", json={"workflow": "daily_etl", "partition_keys": ["2024-01-05"],
                                                          "tags": [{"key": "via", "value": "http"}]})
         assert created.status_code == 201, created.text

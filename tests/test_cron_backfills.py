@@ -76,7 +76,7 @@ def test_cron_requests_are_checked_naming_the_field(repo, kwargs, message):
 
 
 def test_cron_backfills_over_http(repo, tmp_path):
-    with TestClient(create_app(repo, daemon=False)) as client:
+    with TestClient(create_app(repo, daemon=False), base_url="http://localhost") as client:
         body = {"workflow": "export_snapshot", "start": "2026-01-01", "end": "2026-01-02", "cron": "0 12 * * *",
                 "params": {"out": str(tmp_path)}}
         created = client.post("/api/v1/backfills", json=body)

@@ -116,6 +116,34 @@ def test_overlap_skip_buffer_allow(sqlite_url, make_repo, clock, caplog):
     assert all(r.status == "success" for r in repo.list_runs(workflow="slow", limit=None))
 
 
+def test_overlap_skip_runs_recovered_ticks_one_at_a_time(storage_url, make_repo, clock, caplog):
+    """A daemon back after downtime: with overlap="skip" the missed ticks do not all start at once; they run one
+    after the other, and a live tick due while they do is skipped."""
+    first = make_repo([fd.slow], storage=storage_url, executor=ac.InProcessExecutor(8), clock=clock)
+    first.daemon().step()  # the schedules are seen at 09:02
+    first.close()
+    clock.advance(23 * 60 + 1)  # 09:25:01: five ticks (09:05 .. 09:25) passed with no daemon
+    repo = make_repo([fd.slow], storage=storage_url, executor=ac.InProcessExecutor(16), clock=clock)
+    caplog.set_level(logging.INFO, logger="anachron.daemon")
+    daemon = repo.daemon()
+    daemon.step()
+    wait_until(lambda: len(runs_of(repo, "slow", "allow", "running")) == 5)  # allow: all at once
+    for schedule_id in ("skip", "buffer"):
+        assert [r.status for r in runs_of(repo, "slow", schedule_id)] == ["running"] + ["queued"] * 4
+    assert runs_of(repo, "slow", "skip", "running")[0].scheduled_time == tick(9, 5)  # oldest first
+    clock.advance(5 * 60)  # 09:30:01, the recovered ticks still active: skip passes over the live tick
+    daemon.step()
+    assert len(runs_of(repo, "slow", "skip")) == 5 and len(runs_of(repo, "slow", "buffer")) == 6
+    assert any("slow/skip at 2026-03-02T09:30:00+00:00: the previous run is still active" in r.getMessage()
+               for r in caplog.records)
+    fd.GATE.set()
+    settle(repo, "slow")
+    skipped = runs_of(repo, "slow", "skip")
+    assert all(r.status == "success" for r in skipped)
+    for before, after in zip(skipped, skipped[1:]):
+        assert after.started_at >= before.ended_at  # never two at once
+
+
 def test_pause_and_resume_from_another_process(storage_url, make_repo, clock, caplog):
     repo = make_repo([fd.every_five], storage=storage_url, executor=ac.InProcessExecutor(2), clock=clock)
     other = make_repo([fd.every_five], storage=storage_url, executor=ac.InProcessExecutor(1), clock=clock)

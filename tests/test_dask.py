@@ -18,7 +18,7 @@ import flows_dask as fd
 from helpers import alive, wait_for
 
 TESTS = Path(__file__).parent
-WORKFLOWS = [fd.where, fd.beating, fd.timing_out, fd.dies_once]
+WORKFLOWS = [fd.where, fd.beating, fd.timing_out, fd.dies_once, fd.environment]
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,23 @@ def test_a_dask_worker_killed_mid_run_is_retried_once(cluster, storage_url, make
     assert Path(str(marker) + ".done").read_text().split() == ["2"]  # ran to the end once
     assert [r.status for r in repo.list_runs(fd.dies_once)] == ["success"]
     assert wait_for(lambda: len(worker_pids(cluster)) == 2, timeout=30)  # the nanny replaced the worker
+
+
+def test_runs_on_dask_workers_do_not_see_the_servers_secrets(cluster, sqlite_url, make_repo):
+    """A Dask worker started with the server's secrets in its environment: the runs it executes see none."""
+    from distributed import Client
+
+    secrets = {"ANACHRON_API_TOKEN": "s3cret-token", "PGPASSWORD": "pg-pass",
+               "ANACHRON_DATABASE_URL": "postgresql+psycopg://me:db-pass@db/prod"}
+    with Client(cluster, set_as_default=False) as client:
+        client.run(lambda: os.environ.update(secrets))
+        try:
+            repo = make_repo(WORKFLOWS, storage=sqlite_url, executor=ac.DaskExecutor(cluster))
+            run = repo.run(fd.environment, environ={"RUN_GIVEN": "given"})
+            assert run.status == "success", run.error
+            lines = [line["message"] for line in repo.run_logs(run.run_id)]
+        finally:
+            client.run(lambda: [os.environ.pop(name, None) for name in secrets])
+    assert lines == ["ANACHRON_API_TOKEN unset", "PGPASSWORD unset",
+                     "ANACHRON_DATABASE_URL=postgresql+psycopg://me@db/prod", "RUN_GIVEN=given"]
+

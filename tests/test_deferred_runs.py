@@ -80,7 +80,7 @@ def test_a_waiter_or_a_daemon_starts_a_deferred_run(storage_url, make_repo, cloc
 
 
 def test_runs_take_a_scheduled_time_over_http(repo, clock):
-    with TestClient(create_app(repo, daemon=False)) as client:
+    with TestClient(create_app(repo, daemon=False), base_url="http://localhost") as client:
         later = (NOW + timedelta(hours=1)).isoformat()
         created = client.post("/api/v1/runs", json={"workflow": "marked", "params": {"out": "/nonexistent"},
                                                     "scheduled_time": later})

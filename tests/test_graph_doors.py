@@ -115,7 +115,7 @@ def test_http_graph_and_graph_backfills(make_repo):
     from anachron.api import create_app
 
     repo = make_repo(ALL, storage="sqlite://", executor=ac.InProcessExecutor(1))
-    with TestClient(create_app(repo, daemon=False, ui=False)) as client:
+    with TestClient(create_app(repo, daemon=False, ui=False), base_url="http://localhost") as client:
         graph = client.get(f"{API}/graph").json()
         assert [n["name"] for n in graph["nodes"]][:1] == ["raw_events"]
         edge = next(e for e in graph["edges"] if e["downstream"] == "daily_summary")

@@ -41,7 +41,7 @@ def test_output_no_database_stores_does_not_hold_up_other_runs(where, request, m
     once made every transaction recording outcomes fail: nothing else was ever recorded."""
     url = request.getfixturevalue("sqlite_url" if where == "sqlite" else "pg_url")
     repo = make_repo([fm.unstorable, fm.noop], storage=url, executor=executor)
-    bad = repo.run(fm.unstorable, params={"text": "caf\udce9 \x00end"}, block=False)
+    bad = repo.run(fm.unstorable, params={"text": "caf\\udce9 \\x00end"}, block=False)
     good = repo.run(fm.noop, partition_key="2024-01-01", block=False)
     assert repo.wait_run(good.run_id, timeout=30).status == "success"
     failed = repo.wait_run(bad.run_id, timeout=30)

@@ -38,7 +38,7 @@ def repo(storage_url, make_repo, clock):
 
 @pytest.fixture
 def client(repo):
-    with TestClient(create_app(repo, daemon=False), follow_redirects=False) as c:
+    with TestClient(create_app(repo, daemon=False), follow_redirects=False, base_url="http://localhost") as c:
         yield c
 
 
@@ -214,7 +214,7 @@ triggers:
     cron: "0 6 * * *"
 """)
     repo = make_repo([load_flow(flow)], storage=storage_url, executor=ac.InProcessExecutor(2), clock=clock)
-    with TestClient(create_app(repo, daemon=False), follow_redirects=False) as client:
+    with TestClient(create_app(repo, daemon=False), follow_redirects=False, base_url="http://localhost") as client:
         window = {"start": "2025-12-04T00:00:00Z", "end": "2025-12-06T00:00:00Z"}
         put = client.put("/api/v1/triggers", json={"flowId": "partitioned_flow", "namespace": "company.team",
                                                     "triggerId": "daily", "backfill": window})

@@ -61,7 +61,7 @@ def repo(tmp_path, monkeypatch):
 
 @pytest.fixture
 def client(repo):
-    with TestClient(create_app(repo, daemon=False), follow_redirects=False) as c:
+    with TestClient(create_app(repo, daemon=False), follow_redirects=False, base_url="http://localhost") as c:
         yield c
 
 
@@ -339,7 +339,8 @@ def test_an_active_run_page_follows_its_logs(client, repo):
 
 # -- login and the cross-site guard ---------------------------------------------------------------------
 def test_login_flow_with_a_token(repo):
-    with TestClient(create_app(repo, token="s3cret-token", daemon=False), follow_redirects=False) as c:
+    with TestClient(create_app(repo, token="s3cret-token", daemon=False), follow_redirects=False,
+                    base_url="http://localhost") as c:
         r = c.get("/backfills?status=failed")
         assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fbackfills%3Fstatus%3Dfailed"
         r = c.get("/login?next=/backfills%3Fstatus%3Dfailed")
@@ -366,7 +367,8 @@ def test_login_flow_with_a_token(repo):
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x",
                                     ""])
 def test_login_redirects_only_to_local_paths(repo, target):
-    with TestClient(create_app(repo, token="t0k", daemon=False), follow_redirects=False) as c:
+    with TestClient(create_app(repo, token="t0k", daemon=False), follow_redirects=False,
+                    base_url="http://localhost") as c:
         r = c.post("/login", data={"token": "t0k", "next": target})
         assert r.status_code == 303 and r.headers["location"] == "/"
 
@@ -403,7 +405,7 @@ def test_a_million_partition_backfill_page_is_small_and_quick(tmp_path):
         result = repo.backfill(noop_multi, partition_range=ac.PartitionKeyRange.multi(
             {"date": ("1990-01-01", "2017-05-18")}), block=False, coordinate=False)
         assert result.num_partitions == 1_000_000
-        with TestClient(create_app(repo, daemon=False)) as c:
+        with TestClient(create_app(repo, daemon=False), base_url="http://localhost") as c:
             c.get(f"/backfills/{result.backfill_id}")  # warm: templates compiled
             timings = []
             for _ in range(3):

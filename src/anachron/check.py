@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Finding", "WALL_CLOCK_CALLS", "check_paths", "check_source"]
+__all__ = ["Finding", "WALL_CLOCK_CALLS", "check_flow_paths", "check_paths", "check_source"]
 
 _SPARK_CLOCK_FUNCTIONS = ("current_timestamp", "current_date", "now", "curdate", "localtimestamp")
 _SPARK_FIX = "F.lit() of ac.context().partition_window or anachron.time()"
@@ -61,6 +61,8 @@ _STAR_EXPORTS: dict[str, tuple[str, ...]] = {
     "time": ("time", "time_ns"),
     "datetime": ("datetime", "date"),
 }
+
+_FLOW_SUFFIXES = (".yaml", ".yml")
 
 #: Directory names never descended into by :func:`check_paths`.
 _SKIP_DIRS = frozenset({".venv", "__pycache__"})
@@ -390,7 +392,8 @@ def _iter_python_files(path: Path) -> Iterator[Path]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if not path.is_dir():
-        yield path  # explicitly named files are checked whatever their suffix
+        if path.suffix.lower() not in _FLOW_SUFFIXES:
+            yield path  # explicitly named files are checked whatever their suffix (but flows: check_flow_paths)
         return
     for root, dirnames, filenames in os.walk(path):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
@@ -417,5 +420,57 @@ def check_paths(paths: Iterable[str | Path]) -> list[Finding]:
             seen.add(key)
             # Parse bytes so PEP 263 encoding declarations are honoured.
             findings.extend(_Checker(str(file)).run(_parse(file.read_bytes(), str(file))))
+    findings.sort(key=lambda f: (f.path, f.line, f.col))
+    return findings
+
+
+def _iter_flow_files(path: Path) -> Iterator[Path]:
+    """YAML flow files: each one named, and in folders each ``*.yaml`` / ``*.yml`` with a top-level ``tasks:``
+    (other YAML files, such as CI configuration, are left alone)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        if path.suffix.lower() in _FLOW_SUFFIXES:
+            yield path
+        return
+    for root, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for filename in sorted(filenames):
+            file = Path(root, filename)
+            if file.suffix.lower() in _FLOW_SUFFIXES and _looks_like_flow(file):
+                yield file
+
+
+def _looks_like_flow(file: Path) -> bool:
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("tasks:") for line in text.splitlines())
+
+
+def check_flow_paths(paths: Iterable[str | Path]) -> list[Finding]:
+    """YAML flows whose shell commands put a value the run's starter chooses (a ``STRING`` input, a label, a
+    dynamic partition key) into the command unquoted — without ``| shell_quote`` (``flows.injection``).
+
+    Raises FileNotFoundError for a path that does not exist and ValueError (``file:line: reason``) for a
+    flow file with errors."""
+    from .flows.errors import FlowError
+    from .flows.injection import unquoted_values
+    from .flows.loader import read_flow
+
+    findings: list[Finding] = []
+    seen: set[Path] = set()
+    for given in paths:
+        for file in _iter_flow_files(Path(given)):
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
+            try:
+                spec = read_flow(file)
+            except FlowError as exc:
+                raise ValueError(str(exc).splitlines()[0]) from None
+            findings.extend(Finding(str(file), u.line, 1, f"shell:{u.value}", u.task, u.message)
+                            for u in unquoted_values(spec))
     findings.sort(key=lambda f: (f.path, f.line, f.col))
     return findings

@@ -245,13 +245,15 @@ def logical_time(*, submitted: datetime, tick: datetime | None = None,
     """A run's logical time, the one rule (SPEC §2) every kind of run is created with: a schedule tick's → the
     tick; a time partition's → its window's end; a run deferred to a ``scheduled`` time → that time; any other →
     ``ANACHRON_TIME`` (or ``STARLARK_TIME``) from the run's ``environ``, else from the submitting ``process``'s,
-    else the time it was ``submitted``. A malformed variable in the run's ``environ`` raises
-    ``LogicalTimeError`` whatever decides the time (the run fails before any task starts)."""
+    else the time it was ``submitted``. A malformed variable in the run's ``environ`` or the ``process``'s raises
+    ``LogicalTimeError`` whatever decides the time (the run fails before any task starts): never a silent
+    fallback."""
     from_run = time_from_environ(environ or {})
+    from_process = time_from_environ(process or {})
     if tick is not None:
         return tick
     if window is not None:
         return window[1]
     if scheduled is not None:
         return scheduled
-    return from_run or time_from_environ(process or {}) or submitted
+    return from_run or from_process or submitted

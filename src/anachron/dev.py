@@ -41,7 +41,8 @@ class DevContext:
         if partition_key is not None:
             window = partition_window(workflow, keys)
         env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
-        logical = window[1] if window else (env_time or time_from_environ(os.environ) or wall_clock())
+        process_time = time_from_environ(os.environ)  # likewise, even where a partition sets the time
+        logical = window[1] if window else (env_time or process_time or wall_clock())
         run_id = f"dev-{uuid.uuid4().hex[:12]}"
         job = RunJob(run_id, 1, ref_of(workflow), tuple(keys), window, logical, None, params,
                      dict(workflow.tags), None, environ, DEFAULT_LOG_LIMIT)

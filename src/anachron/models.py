@@ -67,7 +67,7 @@ BACKFILL_TAG = "anachron/backfill"
 RERUN_OF_TAG = "anachron/rerun_of"
 SCHEDULE_TAG = "anachron/schedule"  # on a tick's run: the schedule id
 TRIGGER_TAG = "anachron/trigger"  # on a schedule backfill: the schedule (trigger) id it replays
-OVERLAP_TAG = "anachron/overlap"  # on a tick's run of a schedule with overlap="buffer": "<workflow>/<schedule id>"
+OVERLAP_TAG = "anachron/overlap"  # on a tick's run of an overlap="buffer" or "skip" schedule: "<workflow>/<schedule>"
 
 
 class ConflictError(ValueError):

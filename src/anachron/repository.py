@@ -24,6 +24,7 @@ from .engine.runs import RunService
 from .engine.scheduler import schedule_statuses, set_paused
 from .graph import Graph
 from .grid import BackfillGrid, BackfillSnapshot, PartitionGrid
+from .limits import check_text
 from .loading import unreachable_reason
 from .models import (
     MISSING,
@@ -85,8 +86,9 @@ class CodeRepository:
             raise ValueError("run_queue.pools: an in-memory database (sqlite://) cannot be shared with worker "
                              "processes; use a file or PostgreSQL, or InProcessExecutor")
         tag_limits = tuple(self.run_queue.tag_concurrency_limits)
-        if any(s.overlap == "buffer" for w in self.workflow_registry.values() for s in w.schedules):
-            # one run at a time per buffered schedule: its next tick's run waits in the queue
+        if any(s.overlap in ("buffer", "skip") for w in self.workflow_registry.values() for s in w.schedules):
+            # one run at a time per buffered or skipping schedule: its next tick's run (or the ticks recovered
+            # together after downtime) wait in the queue
             tag_limits += (TagConcurrencyLimit(OVERLAP_TAG, limit=1, per_unique_value=True),)
         limits = QueueLimits(self.run_queue.max_concurrent_runs,
                              {n: w.max_concurrent_runs for n, w in self.workflow_registry.items()
@@ -138,10 +140,10 @@ class CodeRepository:
 
     def wait_run(self, run_id: str, timeout: float | None = None) -> Run:
         """Wait until a run has finished (taking it over if the process running it died)."""
-        return self._runs.wait(run_id, timeout).to_run()
+        return self._runs.wait(check_text(run_id, "run_id"), timeout).to_run()
 
     def get_run(self, run_id: str) -> Run | None:
-        record = self._runs.get(run_id)
+        record = self._runs.get(check_text(run_id, "run_id"))
         return record.to_run() if record is not None else None
 
     def resolve_run_id(self, run_id: str) -> str:
@@ -195,16 +197,20 @@ class CodeRepository:
                     offset: int) -> RunFilter:
         if trigger is not None and trigger not in RUN_TRIGGERS:
             raise ValueError(f"trigger: expected one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}")
-        return RunFilter(_name_of(workflow), (status,) if isinstance(status, str) else tuple(status or ()),
-                         backfill_id, normalize_tags(tags), limit, _offset(offset), partition_key, trigger,
+        return RunFilter(check_text(_name_of(workflow), "workflow"),
+                         (status,) if isinstance(status, str) else tuple(status or ()),
+                         check_text(backfill_id, "backfill_id"), normalize_tags(tags), limit, _offset(offset),
+                         check_text(partition_key, "partition_key"), trigger,
                          _epoch(created_after, "created_after"), _epoch(created_before, "created_before"))
 
     def cancel_run(self, run_id: str) -> bool:
         """Cancel a queued or running run. ``False`` when it had already finished."""
-        return self._runs.cancel(run_id)
+        return self._runs.cancel(check_text(run_id, "run_id"))
 
     def run_logs(self, run_id: str) -> list[dict[str, Any]]:
         """The log lines of a run (every attempt), oldest first."""
+        check_text(run_id, "run_id")
+
         def read(s: Any) -> list[Any] | None:
             return s.run_logs(run_id) if s.get_run(run_id) is not None else None
 
@@ -262,13 +268,17 @@ class CodeRepository:
         """Add keys to a ``DynamicPartitions`` set; returns how many were new."""
         if isinstance(keys, str):
             raise ValueError("keys: expected a list of keys, not one string")
+        check_text(name, "name")
         checked = DynamicPartitions.validate_new_keys(keys)
         return self.storage.run(lambda s: s.add_dynamic_keys(name, checked))
 
     def delete_dynamic_partition(self, name: str, key: str) -> bool:
+        check_text(name, "name")
+        check_text(key, "key")
         return self.storage.run(lambda s: s.delete_dynamic_key(name, key))
 
     def get_dynamic_partitions(self, name: str) -> list[str]:
+        check_text(name, "name")
         return self.storage.run(lambda s: s.dynamic_keys([name]), write=False).get(name, [])
 
     # -- backfills --------------------------------------------------------------------------------
@@ -319,29 +329,29 @@ class CodeRepository:
     def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False,
                        coordinate: bool = True, created_by: str | None = None) -> BackfillResult:
         """A new backfill of only the failed and canceled partitions, tagged ``anachron/rerun_of``."""
-        return self._backfills.rerun(backfill_id, block=block, dry_run=dry_run, coordinate=coordinate,
-                                     created_by=created_by)
+        return self._backfills.rerun(check_text(backfill_id, "backfill_id"), block=block, dry_run=dry_run,
+                                     coordinate=coordinate, created_by=created_by)
 
     def pause_backfill(self, backfill_id: str) -> BackfillStatus:
         """Stop starting new runs of the backfill; runs in flight finish."""
-        return self._backfills.pause(backfill_id)
+        return self._backfills.pause(check_text(backfill_id, "backfill_id"))
 
     def resume_backfill(self, backfill_id: str) -> BackfillStatus:
         """Continue a paused backfill where it stopped (the process leading it starts new runs again)."""
-        return self._backfills.resume(backfill_id)
+        return self._backfills.resume(check_text(backfill_id, "backfill_id"))
 
     def cancel_backfill(self, backfill_id: str) -> bool:
         """Cancel: queued runs at once, running runs stopped. ``True`` when this process leads the backfill
         and acted directly, ``False`` when the leader elsewhere acts on the marker written to storage."""
-        return self._backfills.cancel(backfill_id)
+        return self._backfills.cancel(check_text(backfill_id, "backfill_id"))
 
     def wait_backfill(self, backfill_id: str, timeout: float | None = None) -> BackfillStatus:
         """Wait until a backfill has finished; takes over its coordination if its leader died."""
-        return self._backfills.wait(backfill_id, timeout)
+        return self._backfills.wait(check_text(backfill_id, "backfill_id"), timeout)
 
     def get_backfill(self, backfill_id: str, include_run_ids: bool = True) -> BackfillStatus | None:
         """The backfill's status, or ``None``. Pass ``include_run_ids=False`` when polling a big one."""
-        return self._backfills.status(backfill_id, include_run_ids)
+        return self._backfills.status(check_text(backfill_id, "backfill_id"), include_run_ids)
 
     def backfill_grid(self, backfill_id: str, max_cells: int = 2000) -> BackfillGrid:
         """The backfill's planned runs in plan order as at most ``max_cells`` cells for a status grid
@@ -352,7 +362,7 @@ class CodeRepository:
         an unknown id."""
         from .engine.grids import read_backfill_grid
 
-        return read_backfill_grid(self._engine, backfill_id, max_cells)
+        return read_backfill_grid(self._engine, check_text(backfill_id, "backfill_id"), max_cells)
 
     def list_backfills(self, status: str | Sequence[str] | None = None, workflow: str | Workflow | None = None,
                        include_run_ids: bool = False, limit: int | None = None, offset: int = 0,
@@ -360,7 +370,7 @@ class CodeRepository:
         """Backfills, newest first (filtered by the database). Their ``run_ids`` are left empty unless
         ``include_run_ids``: ``get_backfill`` gives one backfill's. ``workflow`` as in ``list_runs``;
         ``tags``: only backfills carrying every one of them (e.g. ``{"anachron/rerun_of": id}``)."""
-        name = _name_of(workflow)
+        name = check_text(_name_of(workflow), "workflow")
         statuses = (status,) if isinstance(status, str) else tuple(status or ())
         return self._backfills.list(statuses, name, include_run_ids, limit, _offset(offset), normalize_tags(tags))
 

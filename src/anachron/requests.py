@@ -19,12 +19,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from .definitions import Workflow, normalize_tags, priority_of
+from .limits import check_params_size, check_tags, unstorable
 from .models import BACKFILL_PRIORITY, TRIGGER_TAG
 from .partitions import PartitionKeyRange
 from .strategies import BackfillStrategy
 
 MAX_CONCURRENCY = 1_000_000
 MAX_IDEMPOTENCY_KEY = 1_000
+#: ``start`` and ``end`` stay a day away from the calendar's edges, so no timezone takes them out of it.
+EARLIEST_TIME = datetime(1, 1, 2)
+LATEST_TIME = datetime(9999, 12, 30, 23, 59, 59)
 
 
 #: The JSON forms ``BackfillStrategy.from_dict`` reads (validated by it; this is what the schema publishes).
@@ -47,6 +51,21 @@ STRATEGY_SCHEMA: dict[str, Any] = {
 
 class RequestError(ValueError):
     """A request that does not validate; the message names the field."""
+
+
+def _storable(data: Any) -> Any:
+    """Refuse a request holding text no database stores (NUL, a lone surrogate) anywhere, naming where."""
+    found = unstorable(data)
+    if found is not None:
+        raise ValueError(f"{found[0]}: {found[1]}")
+    return data
+
+
+def _sized(params: dict[str, Any], config: dict[str, dict[str, Any]], tags: dict[str, str]) -> None:
+    check_params_size(params)
+    for name, values in config.items():
+        check_params_size(values, f"config.{name}")
+    check_tags(tags)
 
 
 class Tag(BaseModel):
@@ -98,6 +117,11 @@ class BackfillRequest(BaseModel):
     dry_run: bool = False
 
     # -- field rules ------------------------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _storable(data)
+
     @field_validator("max_concurrency", mode="before")
     @classmethod
     def _max_concurrency(cls, value: Any) -> int:
@@ -131,9 +155,11 @@ class BackfillRequest(BaseModel):
         text = value.strip()
         try:
             parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-            parsed.astimezone()  # a year at the edge of the calendar overflows here
-        except (ValueError, OverflowError):
+        except ValueError:
             raise ValueError(f"{value!r} is not an ISO-8601 date or datetime") from None
+        if not EARLIEST_TIME <= parsed.replace(tzinfo=None) <= LATEST_TIME:  # any timezone keeps it in range
+            raise ValueError(f"{value!r} is out of range: times from {EARLIEST_TIME.date()} to "
+                             f"{LATEST_TIME.date()} are accepted")
         return text
 
     @field_validator("cron")
@@ -194,6 +220,7 @@ class BackfillRequest(BaseModel):
         elif self.timezone is not None:
             raise ValueError("timezone: it is the cron's timezone; give a cron too")
         priority_of(self.tag_dict(), BACKFILL_PRIORITY)  # the priority tag must be an integer
+        _sized(self.params, self.config, self.tag_dict())
         return self
 
     # -- domain values ----------------------------------------------------------------------------
@@ -248,7 +275,7 @@ class BackfillRequest(BaseModel):
                 raise RequestError(f"{name}: unknown option")
         if start is None:
             raise RequestError("start: a schedule backfill needs a start")
-        tags = {**normalize_tags(labels, "labels"), TRIGGER_TAG: trigger_id}
+        tags = {**check_tags(normalize_tags(labels, "labels"), "labels"), TRIGGER_TAG: trigger_id}
         return cls.from_python(workflow=workflow, start=start, end=end, params=inputs, tags=tags, dry_run=dry_run,
                                trigger_id=trigger_id, **options)
 
@@ -267,6 +294,11 @@ class RunRequest(BaseModel):
     scheduled_time: str | None = Field(None, description="ISO-8601 (no offset: UTC). In the future, the run waits "
                                                          "queued until then (Prefect's --start-at); its logical time")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _storable(data)
+
     @field_validator("idempotency_key")
     @classmethod
     def _idempotency_key(cls, value: str | None) -> str | None:
@@ -276,6 +308,11 @@ class RunRequest(BaseModel):
     @classmethod
     def _scheduled_time(cls, value: Any) -> str | None:
         return BackfillRequest._time(value, None)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> RunRequest:
+        _sized(self.params, {}, self.tag_dict())
+        return self
 
     def tag_dict(self) -> dict[str, str]:
         return {t.key: t.value for t in self.tags}

@@ -34,6 +34,10 @@ MISFIRE_GRACE = timedelta(seconds=60)
 #: The most ticks of one schedule run in one evaluation (recovering a long outage goes on at once after).
 MAX_TICKS_PER_EVALUATION = 1000
 SCHEDULE_KEY_PREFIX = "schedule:"
+#: Ticks exist between these instants: within two days of the calendar's edge (years 1 and 9999) the grid's
+#: arithmetic (a day before, a timezone's offset) would leave Python's datetime.
+EARLIEST_TICK = datetime(1, 1, 3, tzinfo=timezone.utc)
+LATEST_TICK = datetime(9999, 12, 29, tzinfo=timezone.utc)
 
 
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
@@ -87,6 +91,7 @@ class Schedule:
 
     def _tick_runs(self, start: datetime, end: datetime) -> list[Sequence[int]]:
         start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        start, end = max(start, EARLIEST_TICK), min(end, LATEST_TICK)  # the calendar's edge: no tick there
         if end < start:
             return []
         grid = make_grid(self.cron_expression, zone(self.timezone), start, end)
@@ -204,5 +209,7 @@ def plan_ticks(schedule: Schedule, cursor: datetime | None, now: datetime, *,
 def overlap_allows(overlap: str, previous_active: bool) -> bool:
     """Whether a due tick runs while a run of an earlier tick of the same schedule is still active:
     ``skip`` passes over it; ``buffer`` and ``allow`` run it (``buffer`` runs wait in line for the active
-    one — the queue holds at most one run per buffered schedule at a time)."""
+    one — the queue runs at most one run per buffered schedule at a time). Ticks that fall due together (the
+    ticks ``recover_missed="all"`` recovers after downtime) all run under ``skip`` too, but one at a time,
+    oldest first: ``skip``'s runs wait in line like ``buffer``'s, so a schedule never has two runs executing."""
     return overlap != "skip" or not previous_active

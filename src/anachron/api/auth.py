@@ -1,5 +1,11 @@
 """Who may call the server, and from where.
 
+- Every request must name this server in its ``Host`` header: a loopback name (``localhost``,
+  ``127.0.0.1``, ``::1``), an IP address, or a name the operator allowed (``anachron server
+  --allowed-host NAME``; ``*`` allows any). Anything else is refused with 421 before any route runs. This
+  is what stops DNS rebinding: a web page whose own name is made to resolve to 127.0.0.1 is same-origin
+  to the browser (so the cross-site rule below cannot see it), but its requests carry its own name as
+  ``Host``. An IP address cannot be rebound, so IP literals always pass.
 - With ``ANACHRON_API_TOKEN`` set, every API route, UI page and UI action needs the token: an
   ``Authorization: Bearer <token>`` header (the CLI, scripts), or the ``anachron_token`` cookie the UI's
   login page sets (HttpOnly, SameSite=Strict). Tokens are compared in constant time. Only ``/login``,
@@ -13,6 +19,8 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Iterable
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -28,6 +36,47 @@ DEFAULT_TOKEN_NAME = "api-token"
 ANONYMOUS = "anonymous"
 OPEN_PREFIXES = ("/static/", "/docs/assets/", "/login", "/api/v1/health")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The names a server bound to loopback answers to (with IP literals, which always pass).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ANY_HOST = "*"
+
+
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header: without the port or IPv6 brackets, lower case, no trailing dot."""
+    header = header.strip()
+    if header.startswith("["):
+        name = header[1:].split("]", 1)[0]
+    else:
+        name = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return name.lower().rstrip(".")
+
+
+def is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+class HostRule:
+    """Which ``Host`` names the server answers to: the loopback names, ``allowed`` (case-insensitive; ``*``:
+    any), and IP literals."""
+
+    def __init__(self, allowed: Iterable[str] = ()):
+        self.names = frozenset(host_name(n) for n in (*LOOPBACK_NAMES, *allowed))
+        self.any = ANY_HOST in self.names
+
+    def allows(self, header: str | None) -> bool:
+        if self.any:
+            return True
+        if not header:
+            return False
+        name = host_name(header)
+        return name in self.names or is_ip_literal(name)
+
+    def describe(self) -> str:
+        return ", ".join(sorted(self.names)) + " and IP addresses"
 
 
 def token_matches(given: str | None, token: str) -> bool:
@@ -71,9 +120,10 @@ class Guard:
     ``BaseHTTPMiddleware``, whose task group and streams per request cost about 1 ms — as much as the rest
     of a status request (``bench/bench_api.py``)."""
 
-    def __init__(self, app: ASGIApp, token: str | None = None):
+    def __init__(self, app: ASGIApp, token: str | None = None, hosts: HostRule | None = None):
         self.app = app
         self.token = token
+        self.hosts = hosts or HostRule()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -86,6 +136,11 @@ class Guard:
     def refusal(self, request: Request) -> Response | None:
         """The answer refusing the request, or None to let it through."""
         path, token = request.url.path, self.token
+        host = request.headers.get("host")
+        if not self.hosts.allows(host):
+            shown = repr(host[:100]) if host else "no Host header"
+            return error_response(421, f"host {shown} is not served here (this server answers to "
+                                  f"{self.hosts.describe()}; start it with --allowed-host NAME to add a name)")
         if request.method in UNSAFE and cross_site(request):
             return error_response(403, "cross-site request refused: use the anachron UI or an API client")
         if token is None or path.startswith(OPEN_PREFIXES):

@@ -15,8 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..limits import unstorable, why_unstorable
 from ..models import ConflictError, NotFoundError
 from ..requests import describe_errors
 from ..storage import StorageRejected, StorageUnavailable
@@ -25,7 +27,35 @@ log = logging.getLogger("anachron.server")
 
 _CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-          422: "invalid_request", 503: "storage_unavailable"}
+          421: "misdirected_request", 422: "invalid_request", 503: "storage_unavailable"}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+def _answer(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: The error answers every route may give, for the OpenAPI document (routers take them as ``responses``).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _answer("Bad input (the message names the field)"),
+    401: _answer("A token is required (ANACHRON_API_TOKEN is set) and was missing or wrong"),
+    404: _answer("No such workflow, backfill, run or schedule"),
+    409: _answer("The request conflicts with the current state (a finished backfill, an active trigger backfill)"),
+    413: _answer("The body is larger than the server's cap"),
+    421: _answer("The Host header names a host this server does not answer to"),
+    422: _answer("The body or a parameter does not validate (the message names the field)"),
+    503: _answer("Storage is unavailable for now; retry (see Retry-After)"),
+}
 
 
 class ApiError(Exception):
@@ -45,10 +75,15 @@ def error_response(status: int, message: str, code: str | None = None,
 
 
 async def storable_body(request: Request) -> None:
-    """A router dependency: refuse a JSON body holding text that is not valid Unicode — a lone surrogate such
-    as ``"\\ud800"``, which JSON's escapes (and Python's JSON decoder, for raw bytes) let through — naming the
-    field. Storage cannot encode it: refused here, it is a 422 before anything is written, instead of a write
-    that fails half way, or a run whose log lines cannot be stored."""
+    """A router dependency: refuse text no database stores — a NUL (``\\x00``), or a lone surrogate such as
+    ``"\\ud800"``, which JSON's escapes (and Python's JSON decoder, for raw bytes) let through — in the path,
+    the query or a JSON body, naming the field. Refused here, it is a 4xx before anything is written, instead
+    of a write that fails half way (PostgreSQL's text refuses NUL), or a run whose log lines cannot be stored."""
+    for kind, items in (("path", request.path_params.items()), ("query", request.query_params.multi_items())):
+        for name, value in items:
+            why = why_unstorable(value)
+            if why is not None:
+                raise ApiError(400, f"{name} ({kind}): {why}")
     if request.method in ("GET", "HEAD"):
         return  # a body there is never read
     body = await request.body()
@@ -64,35 +99,22 @@ async def storable_body(request: Request) -> None:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return  # not JSON: the route's validation says so
-    where = _unencodable(data)
-    if where is not None:
-        raise ApiError(422, f"{where}: text that is not valid Unicode (a lone surrogate) cannot be stored")
+    found = unstorable(data)
+    if found is not None:
+        raise ApiError(422, f"{found[0]}: {found[1]}")
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (Starlette's own ``Allow`` names only the first route's)."""
+    from starlette.routing import Match
 
-
-def _unencodable(data: Any) -> str | None:
-    """Where in ``data`` (``params.name``, ``tags.0.value``) a string or key cannot be encoded, or None."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str) and not _encodable(value):
-            return ".".join(path) or "body"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                shown = (*path, key.encode("utf-8", "backslashreplace").decode())
-                if not _encodable(key):
-                    return ".".join(shown)
-                stack.append((item, shown))
-        elif isinstance(value, list):
-            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
-    return None
+    methods: set[str] = set()
+    scope = {**request.scope, "type": "http"}
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -110,9 +132,14 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "error"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such route: {request.method} {request.url.path}"
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            message = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
+        return error_response(exc.status_code, message, headers=headers)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return error_response(404, str(exc))

@@ -19,7 +19,7 @@ from ..repository import CodeRepository
 from ..requests import BackfillRequest, RunRequest
 from . import schemas
 from .auth import caller
-from .errors import ApiError, storable_body
+from .errors import RESPONSES, ApiError, storable_body
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many (newest first)")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many (paging)")]
@@ -67,7 +67,7 @@ def _backfill_id(backfill_id: str, request: Request) -> str:
 RunId = Annotated[str, Depends(_run_id)]
 BackfillId = Annotated[str, Depends(_backfill_id)]
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(storable_body)])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(storable_body)], responses=RESPONSES)
 
 
 @router.get("/health", response_model=schemas.Health, tags=["server"])

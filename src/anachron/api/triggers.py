@@ -28,7 +28,7 @@ from ..models import ACTIVE_BACKFILL_STATUSES, TRIGGER_TAG, BackfillStatus, Conf
 from ..repository import CodeRepository
 from ..requests import Tag
 from .auth import caller
-from .errors import ApiError, storable_body
+from .errors import RESPONSES, ApiError, storable_body
 from .routes import repo_of
 from .schemas import namespace_of
 
@@ -87,7 +87,7 @@ class Trigger(BaseModel):
 
 
 router = APIRouter(prefix="/api/v1/triggers", tags=["triggers (Kestra-compatible)"],
-                   dependencies=[Depends(storable_body)])
+                   dependencies=[Depends(storable_body)], responses=RESPONSES)
 
 
 @router.put("", response_model=Trigger)

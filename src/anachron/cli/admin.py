@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..check import check_paths
+from ..check import check_flow_paths, check_paths
 from . import target as targets
 from .common import FAILED, OK, CliError, DbOption, ModuleOption, Output, OutputOption, example, note, usage
 from .config import load_config, split_attr
@@ -22,13 +22,16 @@ def check(
     module: ModuleOption = None,
     output: OutputOption = Output.text,
 ) -> None:
-    """Flag wall-clock reads inside tasks and workflows (use anachron.time() instead).
+    """Flag wall-clock reads inside tasks and workflows, and unquoted user values in YAML flows' shell commands.
 
     Finds time.time(), datetime.now(), datetime.utcnow(), date.today() (under any import alias) inside
     @task and @workflow functions, which must use anachron.time() / anachron.now() (the logical clock) so
-    backfills see the time of the partition they compute. Prints file:line: message for each.
+    backfills see the time of the partition they compute. In YAML flows, flags shell commands that put a
+    value whoever starts a run chooses (a STRING input, a label, a dynamic partition key) in unquoted: write
+    {{ inputs.x | shell_quote }}. Prints file:line: message for each.
 
-    TARGET is one or more Python files or directories (walked for *.py); default: the configured target, else
+    TARGET is one or more Python files, YAML flows or directories (walked for *.py, and for *.yaml / *.yml
+    files with a top-level tasks: key); default: the configured target, else
     the current directory. The code is read, never imported or run. Exit code 1 when anything is found, 0 when
     clean, 2 when a file does not exist or does not parse.
     """
@@ -46,19 +49,24 @@ def check(
         else:
             chosen = ["."]
     try:
-        findings = check_paths(chosen)
+        clock_findings = check_paths(chosen)
+        shell_findings = check_flow_paths(chosen)
     except FileNotFoundError as exc:
         raise CliError(f"TARGET: {exc}") from None
+    findings = clock_findings + shell_findings
     if output is Output.json:
         write_json([{"path": f.path, "line": f.line, "col": f.col, "call": f.call, "function": f.function,
                      "message": f.message} for f in findings])
     else:
         for finding in findings:
             echo(finding.format())
-        if findings:
-            note(f"{len(findings)} wall-clock call(s) in tasks or workflows: use anachron.time() / anachron.now()")
-        else:
-            note("ok: no wall-clock calls in tasks or workflows")
+        if clock_findings:
+            note(f"{len(clock_findings)} wall-clock call(s) in tasks or workflows: use anachron.time() / "
+                 "anachron.now()")
+        if shell_findings:
+            note(f"{len(shell_findings)} unquoted value(s) in shell commands of YAML flows: add | shell_quote")
+        if not findings:
+            note("ok: no wall-clock calls in tasks or workflows, no unquoted values in shell commands")
     raise typer.Exit(FAILED if findings else OK)
 
 

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from ..runenv import scrub_environ
 from . import signals
 from . import target as targets
 from .common import CliError, DbOption, ModuleOption, Positionals, example, note, usage
@@ -45,6 +46,7 @@ def daemon(
     chosen = targets.pick_many(positionals, module, config)
     with log_to_stderr(verbose):
         with targets.repository_of(chosen, db, config) as repo:
+            scrub_environ()  # the database URL is read: runs started from here on see no secret of the daemon
             try:
                 loop = repo.daemon(scan_seconds=scan)
             except ValueError as exc:

@@ -329,12 +329,9 @@ def open_storage(url: str | None, source: str | None = None) -> Storage:
 
 def mask(url: str) -> str:
     """A URL fit to print: the password hidden."""
-    try:
-        from sqlalchemy.engine import make_url
+    from ..storage.urls import mask_url
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
-        return url
+    return mask_url(url)
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ the coordinator of the process that leads the backfill then creates its runs a w
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import lifecycle
+from ..clock import time_from_environ
 from ..definitions import Workflow, priority_of
 from ..estimate import Estimate, RunDuration, combine, estimate_backfill
 from ..graph_order import NodePlan, workflow_counts
@@ -67,7 +69,10 @@ class BackfillService:
     def create(self, request: BackfillRequest, *, block: bool = True, coordinate: bool = True,
                created_by: str | None = None) -> BackfillResult:
         """Plan and store a backfill (or, for a dry run, only plan it). ``created_by``: who asked (an API
-        token's name); by default the OS user of this process."""
+        token's name); by default the OS user of this process. A malformed ``ANACHRON_TIME`` in this process's
+        environment refuses it (``LogicalTimeError`` names the variable), as it fails a run: never a silent
+        fallback, even though a backfill's runs take their logical time from their partitions."""
+        time_from_environ(os.environ)
         workflows = self._targets(request)
         if request.trigger_id is not None:
             workflows[0].get_schedule(request.trigger_id)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .. import lifecycle
 from ..clock import LogicalTimeError, logical_time, to_datetime
 from ..definitions import Workflow, normalize_tags, priority_of
+from ..limits import check_params_size, check_tags, check_text, unstorable
 from ..models import CANCELED, REGULAR_PRIORITY, NotFoundError
 from ..params import encode_params
 from ..records import Outcome, RunRecord, RunRef
@@ -41,10 +42,19 @@ class RunService:
         if scheduled_time is not None:
             scheduled_time = to_datetime(scheduled_time, "scheduled_time")  # naive: UTC
         values = dict(params or {})
+        found = unstorable(values, "params")
+        if found is not None:
+            raise ValueError(f"{found[0]}: {found[1]}")
+        check_params_size(values)
         workflow.validate_params(values, complete=True)
-        run_tags = {**workflow.tags, **normalize_tags(tags)}
+        run_tags = {**workflow.tags, **check_tags(normalize_tags(tags))}
         priority = priority_of(run_tags, REGULAR_PRIORITY)
+        check_text(run_name, "run_name")
+        check_text(idempotency_key, "idempotency_key")
         env = {str(k): str(v) for k, v in (environ or {}).items()}
+        for name, value in env.items():
+            check_text(name, "environ")
+            check_text(value, f"environ.{name}")
         if idempotency_key is not None and (not isinstance(idempotency_key, str)
                                             or not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
             raise ValueError(f"idempotency_key: must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "

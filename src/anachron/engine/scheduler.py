@@ -83,7 +83,7 @@ class _Entry:
                              f"{workflow.partitions!r} (not time windows); backfill its partitions instead")
         self.params = encode_params({})
         tags = {**workflow.tags, SCHEDULE_TAG: schedule.id}
-        if schedule.overlap == "buffer":
+        if schedule.overlap in ("buffer", "skip"):  # one run of the schedule executes at a time
             tags[OVERLAP_TAG] = f"{workflow.name}/{schedule.id}"
         self.tags = dumps(tags)
         self.priority = priority_of(tags, REGULAR_PRIORITY)

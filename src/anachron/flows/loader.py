@@ -6,6 +6,7 @@ file with an error — or a folder where two files define the same flow id — r
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from .spec import FlowSpec, parse_flow
 __all__ = ["FLOW_SUFFIXES", "is_flow_file", "read_flow", "load_flow", "load_flows", "load_flow_by_name"]
 
 FLOW_SUFFIXES = (".yaml", ".yml")
+log = logging.getLogger("anachron.flows")
 
 _cache: dict[str, tuple[tuple[int, int], dict[str, Workflow]]] = {}
 _cache_lock = threading.Lock()
@@ -46,10 +48,19 @@ def load_flow(path: str | os.PathLike[str]) -> Workflow:
     """The workflow of one flow file."""
     from .build import build_workflow
 
-    return build_workflow(read_flow(path))
+    return build_workflow(_warned(read_flow(path)))
 
 
-def load_flows(path: str | os.PathLike[str]) -> list[Workflow]:
+def _warned(spec: FlowSpec) -> FlowSpec:
+    """``spec``, once each shell command that puts a user-controlled value in unquoted is logged as a warning."""
+    from .injection import unquoted_values
+
+    for found in unquoted_values(spec):
+        log.warning("%s", found)
+    return spec
+
+
+def load_flows(path: str | os.PathLike[str], *, warn: bool = True) -> list[Workflow]:
     """The workflows of a flow file, or of every ``*.yaml`` / ``*.yml`` file directly in a folder (sorted by
     name). Every file is checked before anything is built; duplicate flow ids across files are refused,
     naming both files."""
@@ -72,7 +83,7 @@ def load_flows(path: str | os.PathLike[str]) -> list[Workflow]:
         else:
             first[spec.id] = spec
     issues.raise_if_any()
-    return [build_workflow(spec) for spec in specs]
+    return [build_workflow(_warned(spec) if warn else spec) for spec in specs]
 
 
 def load_flow_by_name(source_file: str, name: str) -> Workflow:
@@ -88,7 +99,8 @@ def load_flow_by_name(source_file: str, name: str) -> Workflow:
     with _cache_lock:
         cached = _cache.get(path)
     if cached is None or cached[0] != stamp:
-        workflows = {workflow.name: workflow for workflow in load_flows(path)}
+        # a worker loading the flow to run it: the server or daemon that loaded it first has warned
+        workflows = {workflow.name: workflow for workflow in load_flows(path, warn=False)}
         cached = (stamp, workflows)
         with _cache_lock:
             _cache[path] = cached

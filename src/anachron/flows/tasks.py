@@ -21,9 +21,10 @@ tasks. Templates are rendered *before* the task is called: a template error fail
 it, without retries. A shell task enforces its own ``timeout`` (it must stop the shell's processes; the
 generic timeout of a task running in a thread could only abandon it); a python task uses ``Task``'s.
 
-A python task's ``callable`` is imported when the task runs — not when the flow is loaded, since a module
-may be importable only where runs execute — with the flow file's directory appended to ``sys.path`` while
-it is imported. When it names an ``anachron`` task or workflow, its function is called, inside this run.
+A python task's ``callable`` is imported when the task runs, with the flow file's directory appended to
+``sys.path`` while it is imported. Loading the flow only checks that its module can be found (without
+running it): a misspelled or missing module is refused with the file and line, not at the first run.
+When it names an ``anachron`` task or workflow, its function is called, inside this run.
 String ``args`` (at any depth) are rendered as templates — one that is a single expression alone
 (``"{{ inputs.offset }}"``) passes the value with its type —; other YAML values are passed as written.
 """
@@ -31,6 +32,7 @@ String ``args`` (at any depth) are rendered as templates — one that is a singl
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -43,6 +45,7 @@ from typing import Any
 
 from ..context import RunContext
 from ..definitions import Task, Workflow
+from ..runenv import run_environ
 from .errors import FlowTaskError
 from .shell import run_shell
 from .templates import Template, TemplateRenderError, compile_template, compile_value, render_value
@@ -134,7 +137,7 @@ class ShellTask(TaskSpec):
         def on_line(stream: str, line: str) -> None:
             (log.info if stream == "stdout" else log.warning)("%s", line)
 
-        run_shell(self.id, commands, cwd=cwd, env={**os.environ, **ctx.environ, **env}, on_line=on_line,
+        run_shell(self.id, commands, cwd=cwd, env={**run_environ(), **ctx.environ, **env}, on_line=on_line,
                   canceled=lambda: ctx.canceled, timeout=self.timeout)
 
     def _task_timeout(self) -> float | None:
@@ -271,6 +274,11 @@ def _python(field: Field, task_id: str, inputs: Iterable[str]) -> PythonTask:
     target = keys["callable"].text("a callable reference such as mypkg.jobs:load")
     if not _CALLABLE.match(target):
         raise keys["callable"].error(f"expected 'package.module:function', got {target!r}")
+    flow_dir = os.path.dirname(os.path.abspath(field.file))
+    module_name = target.split(":")[0]
+    if not module_findable(module_name, flow_dir):
+        raise keys["callable"].error(f"no module named {module_name!r} (looked beside the flow file and on "
+                                     "sys.path): install it, or put it beside the flow file")
     args: dict[str, Any] = {}
     if "args" in keys:
         for name, value in keys["args"].items("a mapping of argument names to values"):
@@ -293,6 +301,27 @@ def _log(field: Field, task_id: str, inputs: Iterable[str]) -> LogTask:
 
 
 # -- python callables ---------------------------------------------------------------------------------------
+
+def module_findable(module_name: str, flow_dir: str) -> bool:
+    """Whether ``module_name`` can be imported here (the flow's directory on ``sys.path`` meanwhile), found
+    without running it — only the packages above it are imported, as any import would."""
+    with _sys_path_lock:
+        added = flow_dir not in sys.path
+        if added:
+            sys.path.append(flow_dir)
+        try:
+            return importlib.util.find_spec(module_name) is not None
+        except (ImportError, ValueError):
+            return False
+        except Exception:  # noqa: BLE001 - a parent package that fails to import: its module cannot be found
+            return False
+        finally:
+            if added:
+                try:
+                    sys.path.remove(flow_dir)
+                except ValueError:
+                    pass
+
 
 def resolve_callable(target: str, flow_dir: str, label: str) -> Callable[..., Any]:
     """Import ``package.module:attr`` (the flow's directory appended to ``sys.path`` meanwhile); an anachron task

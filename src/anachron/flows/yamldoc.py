@@ -24,6 +24,11 @@ from .errors import FlowError
 __all__ = ["Node", "Field", "compose", "describe"]
 
 MAX_DEPTH = 100  # deeper nesting is refused (recursive aliases, hostile files)
+#: The most values a document may hold with every alias expanded (a real flow has hundreds). Aliases are shared,
+#: not copied, while the file is read; but whatever walks the values later (templates, parameters, ``plain``)
+#: sees each alias as a full copy, so nested aliases ("a billion laughs": 400 bytes, billions of values) are
+#: refused here, at the alias that goes past the budget, in milliseconds.
+MAX_EXPANDED_VALUES = 100_000
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
@@ -71,15 +76,21 @@ class _Converter:
         self.loader = loader
         self.file = file
         self.done: dict[int, Node] = {}  # aliases share their node
+        self.sizes: dict[int, int] = {}  # a converted node's value count, its aliases expanded
+        self.expanded = 0  # values in the document so far, every alias counted as a copy
         self.open: set[int] = set()
 
-    def convert(self, node: Any, depth: int) -> Node:
+    def convert(self, node: Any, depth: int, written: int | None = None) -> Node:
+        """``node`` as a ``Node``; ``written``: the line where the parent holds it (an alias's own line)."""
         import yaml
 
         key = id(node)
-        if key in self.done:
-            return self.done[key]
         line = node.start_mark.line + 1
+        if key in self.done:  # an alias: its values count again, where the alias is written
+            self._count(self.sizes[key], written or line)
+            return self.done[key]
+        before = self.expanded
+        self._count(1, line)
         if key in self.open:
             raise FlowError.at(self.file, line, "", "YAML: a recursive alias (a value that contains itself)")
         if depth > MAX_DEPTH:
@@ -91,13 +102,21 @@ class _Converter:
             if isinstance(node, yaml.MappingNode):
                 result = self._mapping(node, line, depth)
             elif isinstance(node, yaml.SequenceNode):
-                result = Node([self.convert(item, depth + 1) for item in node.value], line)
+                result = Node([self.convert(item, depth + 1, line) for item in node.value], line)
             else:
                 result = Node(self._scalar(node, line), line, style=node.style)
         finally:
             self.open.discard(key)
         self.done[key] = result
+        self.sizes[key] = self.expanded - before
         return result
+
+    def _count(self, values: int, line: int) -> None:
+        self.expanded += values
+        if self.expanded > MAX_EXPANDED_VALUES:
+            raise FlowError.at(self.file, line, "", f"YAML: more than {MAX_EXPANDED_VALUES:,} values once aliases "
+                               "are expanded (nested aliases that multiply, as in an alias bomb); write the "
+                               "values out, or use fewer aliases")
 
     def _mapping(self, node: Any, line: int, depth: int) -> Node:
         import yaml
@@ -113,7 +132,7 @@ class _Converter:
             if name in values:
                 raise FlowError.at(self.file, key_line, "", f"YAML: the key {name!r} appears twice in one mapping "
                                    f"(first on line {lines[name]})")
-            values[name] = self.convert(value_node, depth + 1)
+            values[name] = self.convert(value_node, depth + 1, key_line)
             lines[name] = key_line
         return Node(values, line, lines)
 

@@ -20,9 +20,21 @@ def normalize_url(url: str) -> str:
             return "postgresql+psycopg://" + url[len(prefix):]
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        raise ValueError(f"storage: unsupported database URL {url!r}; use sqlite:///path, sqlite:// (memory) or "
+        raise ValueError(f"storage: unsupported database URL {mask_url(url)!r}; use sqlite:///path, "
+                         "sqlite:// (memory) or "
                          "postgresql+psycopg://user@host/db")
     return url
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to print: the password hidden (``postgresql://me:***@db/prod``)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - an unparsable URL: hide everything between "://" and "@"
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 def is_memory_url(url: str) -> bool:

@@ -33,6 +33,7 @@ from ...clock import SYSTEM_CLOCK
 from ...context import CancelToken
 from ...loading import load_workflow
 from ...models import CANCELED
+from ...runenv import scrub_environ
 from ...runtime import LOST, RunJob, RunOutcome, execute
 from .recorder import Recorder
 
@@ -55,6 +56,7 @@ class WorkerSettings(NamedTuple):
 def worker_main(conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any, cancel: Any) -> None:
     """The worker process's entry point."""
     os.setsid()  # its own process group, so a kill takes the run's children too
+    scrub_environ()  # before any workflow code is imported: runs never see the server's secrets
     die_with_parent(settings.parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.path[:] = settings.sys_path
