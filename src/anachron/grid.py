@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS, BackfillStatus
+from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS, UPSTREAM_FAILED, BackfillStatus
 from .records import GridCount, GridRun
 
 #: a planned run of a backfill that has not been created yet
 PENDING = "pending"
 #: the status that colours a cell holding several: the first of these it has
-PRECEDENCE = (FAILED, RUNNING, QUEUED, CANCELED, PENDING, MISSING, SUCCESS)
+PRECEDENCE = (FAILED, UPSTREAM_FAILED, RUNNING, QUEUED, CANCELED, PENDING, MISSING, SUCCESS)
 
 #: a run's (or a position's) first and last partition key, or ``None`` when unknown
 KeySpan = Callable[[int], "tuple[str, str] | None"]

@@ -27,6 +27,7 @@ from ..grid import (
 )
 from ..models import FINISHED_BACKFILL_STATUSES, BackfillStatus, NotFoundError
 from ..records import BackfillRecord, GridCount, GridRun
+from .backfills import read_workflow_counts
 from .context import EngineContext
 from .led import rebuild_plan
 
@@ -43,8 +44,9 @@ def read_backfill_grid(engine: EngineContext, backfill_id: str, max_cells: int =
 
 def read_backfill_snapshot(engine: EngineContext, backfill_id: str, max_cells: int = 2000,
                            zoom: int | None = None) -> BackfillSnapshot:
-    """The backfill's status and grid from one read transaction, so that counters and cells agree; with
-    ``zoom`` (the index of an aggregated cell), that cell's runs one by one as well."""
+    """The backfill's status (with its per-workflow counts for a graph backfill) and grid from one read
+    transaction, so that counters and cells agree; with ``zoom`` (the index of an aggregated cell), that cell's runs
+    one by one as well."""
     check_max_cells(max_cells)
 
     def read(s: Session) -> _Read | None:
@@ -52,7 +54,8 @@ def read_backfill_snapshot(engine: EngineContext, backfill_id: str, max_cells: i
         if record is None:
             return None
         active = s.run_counts([backfill_id]).get(backfill_id)
-        status = record.to_status([], active.queued if active else 0, active.running if active else 0)
+        status = record.to_status([], active.queued if active else 0, active.running if active else 0,
+                                  read_workflow_counts(s, record))  # per workflow, in the same read as the grid
         size = cell_size_for(record.total_runs, max_cells)
         if size == 1:  # a cell per run: the runs themselves (at most max_cells of them), with their ids
             return record, status, [], s.backfill_grid_runs(backfill_id, record.cursor, record.total_runs), None

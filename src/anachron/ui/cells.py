@@ -20,7 +20,7 @@ from .render import path_part
 #: At most this many cells in a grid (the grid module aggregates beyond it).
 MAX_CELLS = 2000
 #: The order statuses are listed in (a legend, a title).
-ORDER = ("success", "failed", "running", "queued", "canceled", "pending", "missing")
+ORDER = ("success", "failed", "upstream_failed", "running", "queued", "canceled", "pending", "missing")
 
 
 @dataclass(frozen=True, slots=True)
