@@ -5,9 +5,7 @@ graph backfill's page with progress per workflow, ``upstream_failed`` wherever s
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from html import unescape
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 import anachron as ac
 from anachron.ui import graph_layout, graph_pages
 from anachron.ui.render import query
+from helpers import load_module
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -28,16 +27,7 @@ HX = {"HX-Request": "true"}
 FAIL = "raw_events/2024-03-02T05:00,fx_rates/2024-03-03"
 
 
-def _flows():
-    if "ui_graph_flows" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ui_graph_flows", FLOWS)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ui_graph_flows"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["ui_graph_flows"]
-
-
-flows = _flows()
+flows = load_module(FLOWS, "ui_graph_flows")
 
 
 def words(html: str) -> str:
