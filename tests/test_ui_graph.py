@@ -203,7 +203,12 @@ def test_upstream_failed_shows_wherever_statuses_show(client, repo):
     page = client.get(f"/backfills/{bid}").text
     # the grid: its own class (its own colour), in the legend with its count and meaning
     cells = re.findall(r'<a href="(/runs/[^"]+)" tabindex="-1" class="upstream_failed" title="([^"]+)"', page)
-    assert len(cells) == 11 and "2024-03-02: upstream failed" in [unescape(t) for _, t in cells]
+    titles = [unescape(t) for _, t in cells]  # each names its workflow: several have a key 2024-03-02
+    assert len(cells) == 11 and {"daily_summary 2024-03-02: upstream failed", "rolling_week 2024-03-02: upstream "
+                                 "failed", "yearly_deck: upstream failed"} <= set(titles)
+    assert 'title="raw_events 2024-03-02T05:00: failed"' in page
+    grid = client.get(f"/api/v1/backfills/{bid}/grid").json()
+    assert {c["workflow"] for c in grid["cells"]} == set(repo.get_backfill(bid).workflows)
     assert '<li title="did not run: a key it needs in this backfill failed"><i class="upstream_failed"' in page
     assert 'class="b-upstream_failed"' in page  # the progress bar
     # the runs list: a tab of its own, and the badge

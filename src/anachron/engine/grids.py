@@ -19,6 +19,7 @@ from ..grid import (
     BackfillSnapshot,
     KeySpan,
     PartitionGrid,
+    WorkflowAt,
     backfill_grid,
     cell_size_for,
     check_max_cells,
@@ -69,31 +70,33 @@ def read_backfill_snapshot(engine: EngineContext, backfill_id: str, max_cells: i
         raise NotFoundError(f"backfill {backfill_id!r} not found")
     record, status, counts, runs, zoomed = found
     size = cell_size_for(record.total_runs, max_cells)
-    span = _key_span(record, engine, size)
+    span, workflow_at = _key_span(record, engine, size)
     finished = record.status in FINISHED_BACKFILL_STATUSES
     grid = backfill_grid(record.backfill_id, record.status, record.total_runs, record.cursor, finished, max_cells,
-                         counts, runs, span)
+                         counts, runs, span, workflow_at)
     if zoomed is None or zoom is None:
         return BackfillSnapshot(status, grid)
     first = zoom * size
     last = min(record.total_runs, first + size) - 1
-    one_by_one = _key_span(record, engine, 1)
+    one_by_one, workflow_at = _key_span(record, engine, 1)
     return BackfillSnapshot(status, grid, (zoom, tuple(run_cells(first, last, record.cursor, finished, zoomed,
-                                                                 one_by_one))))
+                                                                 one_by_one, workflow_at))))
 
 
-#: the key spans of recently shown backfills, (storage, backfill, cell size) → (the plan's ``key_span``, the
-#: spans looked up): a backfill's plan never changes, and a page showing one polls it (the look-ups are
-#: most of a big grid's Python time). Entries are small: two keys per cell.
-_SPANS: OrderedDict[tuple[str, str, int], tuple[KeySpan, dict[int, tuple[str, str] | None]]] = OrderedDict()
+#: the key spans of recently shown backfills, (storage, backfill, cell size) → (the plan's ``key_span``, its
+#: ``workflow_at`` for a plan of several workflows, what was looked up): a backfill's plan never changes, and a page
+#: showing one polls it (the look-ups are most of a big grid's Python time). Entries are small: two keys per cell.
+_Kept = tuple[KeySpan, "WorkflowAt | None", dict[int, tuple[str, str] | None], dict[int, str | None]]
+_SPANS: OrderedDict[tuple[str, str, int], _Kept] = OrderedDict()
 _SPANS_KEPT = 16
 _spans_lock = threading.Lock()
 
 
-def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> KeySpan | None:
-    """A planned run's first and last key, from the plan rebuilt from its spec (cheap: the plan is lazy),
-    remembered per backfill; ``None`` when it cannot be rebuilt (a workflow no longer defined, a changed
-    definition)."""
+def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> tuple[KeySpan | None,
+                                                                                       WorkflowAt | None]:
+    """A planned run's first and last key, and for a backfill of several workflows the workflow it belongs to,
+    from the plan rebuilt from its spec (cheap: the plan is lazy), remembered per backfill; ``None`` when it
+    cannot be rebuilt (a workflow no longer defined, a changed definition)."""
     slot = (engine.storage_handle.url, record.backfill_id, cell_size)
     with _spans_lock:
         kept = _SPANS.get(slot)
@@ -103,15 +106,15 @@ def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> 
         try:
             _, plan = rebuild_plan(record, engine.registry)
         except (ValueError, LookupError, TypeError):  # planning.PlanChanged is a ValueError
-            return None
+            return None, None
         if plan.num_runs != record.total_runs:
-            return None
-        kept = (plan.key_span, {})
+            return None, None
+        kept = (plan.key_span, plan.workflow_at if len(plan.workflow_plans) > 1 else None, {}, {})
         with _spans_lock:
             _SPANS[slot] = kept
             while len(_SPANS) > _SPANS_KEPT:
                 _SPANS.popitem(last=False)
-    span, seen = kept
+    span, workflow_at, seen, seen_workflows = kept
 
     def remembered(index: int) -> tuple[str, str] | None:
         try:
@@ -120,7 +123,18 @@ def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> 
             found = seen[index] = span(index)
             return found
 
-    return remembered
+    if workflow_at is None:
+        return remembered, None
+    at = workflow_at
+
+    def workflow_remembered(index: int) -> str | None:
+        try:
+            return seen_workflows[index]
+        except KeyError:
+            found = seen_workflows[index] = at(index)
+            return found
+
+    return remembered, workflow_remembered
 
 
 def read_partition_grid(engine: EngineContext, workflow: Workflow, max_cells: int = 2000) -> PartitionGrid:
