@@ -25,6 +25,7 @@ from test_ui_browser import (  # noqa: F401  (module fixtures: one browser, scre
     shots,
     wait_api,
 )
+from test_ui_browser_pages import fits, phone  # noqa: F401  (the phone fixture)
 
 expect = sync_api.expect
 pytestmark = needs_chromium
@@ -39,18 +40,6 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-graph-server")
     with running_server([FLOWS], f"sqlite:///{tmp / 'graph.db'}", tmp, env=ENV) as srv:
         yield srv
-
-
-@pytest.fixture
-def phone(browser):  # noqa: F811
-    with browsing(browser, PHONE, is_mobile=True, has_touch=True) as pg:
-        yield pg
-
-
-def fits(pg) -> None:
-    """Nothing on the page scrolls sideways: only a table's, a grid's or the graph's own box may."""
-    width = pg.evaluate("document.documentElement.scrollWidth")
-    assert width <= pg.viewport_size["width"], (pg.url, width)
 
 
 def test_the_graph_page(server, page, phone, shots):  # noqa: F811
