@@ -1,7 +1,8 @@
 """Data graphs in the web UI, in a real browser (Debian's Chromium, Playwright) at a desktop's width (1400×900) and a
-phone's (390×844): the graph page, a graph backfill's page while it runs (progress per workflow, upstream failed),
-and a graph backfill launched from a workflow's page after its preview. One ``anachron server`` on the 21-workflow
-graph of tests/ui_flows/graph_demo.py for the module (tests/test_ui_graph.py has the same pages over HTTP)."""
+phone's (390×844): a graph backfill's page while it runs (progress per workflow, upstream failed), a graph backfill
+launched from a workflow's page after its preview, and the graph page (last: it shows what the others ran). One
+``anachron server`` on the 21-workflow graph of tests/ui_flows/graph_demo.py for the module (tests/test_ui_graph.py
+has the same pages over HTTP)."""
 
 from __future__ import annotations
 
@@ -40,50 +41,6 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-graph-server")
     with running_server([FLOWS], f"sqlite:///{tmp / 'graph.db'}", tmp, env=ENV) as srv:
         yield srv
-
-
-def test_the_graph_page(server, page, phone, shots):  # noqa: F811
-    history = api_backfill(server, workflow="orders", start="2024-01-01", end="2024-01-04", include="downstream",
-                           max_concurrency=8)
-    wait_api(server, history, ("completed", "failed"), timeout=60)
-    page.goto(server.url + "/graph")
-    expect(page.get_by_role("heading", name="Graph", exact=True)).to_be_visible()
-    nodes = page.locator("svg.graph a.node")
-    expect(nodes).to_have_count(21)
-    # health: the workflow page's counts (orders ran 4 days of 366)
-    orders = page.locator("svg.graph a.node[href='/workflows/orders']")
-    assert orders.get_attribute("aria-label") == "orders: daily, 366 partitions; 4 succeeded, 362 missing"
-    expect(orders.locator("text.counts")).to_have_text(re.compile(r"✓ 4\s*○ 362"))
-    expect(page.locator("svg.graph .elabel")).to_have_count(18)
-    expect(page.locator("svg.graph .edge.loop")).to_have_count(2)
-    # everything drawn stays inside the drawing
-    box = page.locator("svg.graph").bounding_box()
-    for i in range(21):
-        b = nodes.nth(i).locator("rect.box").bounding_box()
-        assert box["x"] <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 0.5
-    shots(page, "graph")
-    # a node leads to its workflow, whose page leads back to the graph
-    page.locator("svg.graph a.node[href='/workflows/revenue']").click()
-    page.wait_for_url(server.url + "/workflows/revenue")
-    deps = page.locator("#deps")
-    expect(deps).to_contain_text("orders_clean")
-    expect(deps).to_contain_text("IdentityMapping()")
-    deps.get_by_role("link", name="The graph →").click()
-    page.wait_for_url(server.url + "/graph")
-    # on a phone: the page does not scroll sideways, the drawing scrolls in its own box, the list reads as lines
-    phone.goto(server.url + "/graph")
-    fits(phone)
-    wrap = phone.locator(".graph-wrap")
-    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth + 100")
-    wrap.evaluate("e => e.scrollLeft = 600")
-    shots(phone, "graph-phone")
-    row = phone.locator("table.deps tr", has_text="weekly_report").first
-    expect(row).to_contain_text("daily_summary TimeWindowMapping() declared")
-    b = row.bounding_box()
-    assert b["x"] >= 0 and b["x"] + b["width"] <= 390
-    link = phone.get_by_role("navigation", name="Main").get_by_role("link", name="Graph")
-    b = link.bounding_box()
-    assert b["x"] >= 0 and b["x"] + b["width"] <= 390
 
 
 def per_workflow(pg) -> dict[str, tuple[int, int]]:
@@ -179,3 +136,52 @@ def test_launch_a_graph_backfill_from_a_workflows_page(server, page, phone, shot
     fits(phone)
     phone.locator("#preview").scroll_into_view_if_needed()
     shots(phone, "graph-preview-phone")
+
+
+def test_the_graph_page(server, browser, page, phone, shots):  # noqa: F811
+    # history: the backfills of the tests above (a failed hour in February), and four days of orders
+    history = api_backfill(server, workflow="orders", start="2024-01-01", end="2024-01-04", include="downstream",
+                           max_concurrency=8)
+    wait_api(server, history, ("completed", "failed"), timeout=60)
+    page.goto(server.url + "/graph")
+    expect(page.get_by_role("heading", name="Graph", exact=True)).to_be_visible()
+    nodes = page.locator("svg.graph a.node")
+    expect(nodes).to_have_count(21)
+    # health: the workflow page's counts (orders ran 4 days of 366)
+    orders = page.locator("svg.graph a.node[href='/workflows/orders']")
+    assert orders.get_attribute("aria-label") == "orders: daily, 366 partitions; 4 succeeded, 362 missing"
+    expect(orders.locator("text.counts")).to_have_text(re.compile(r"✓ 4\s*○ 362"))
+    expect(page.locator("svg.graph .elabel")).to_have_count(18)
+    expect(page.locator("svg.graph .edge.loop")).to_have_count(2)
+    # everything drawn stays inside the drawing
+    box = page.locator("svg.graph").bounding_box()
+    for i in range(21):
+        b = nodes.nth(i).locator("rect.box").bounding_box()
+        assert box["x"] <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 0.5
+    shots(page, "graph")
+    with browsing(browser, {"width": 1920, "height": 1080}) as wide:  # a wide screen: the page widens with it
+        wide.goto(server.url + "/graph")
+        assert wide.locator(".graph-wrap").evaluate("e => e.clientWidth") > 1700
+        shots(wide, "graph-wide")
+    # a node leads to its workflow, whose page leads back to the graph
+    page.locator("svg.graph a.node[href='/workflows/revenue']").click()
+    page.wait_for_url(server.url + "/workflows/revenue")
+    deps = page.locator("#deps")
+    expect(deps).to_contain_text("orders_clean")
+    expect(deps).to_contain_text("IdentityMapping()")
+    deps.get_by_role("link", name="The graph →").click()
+    page.wait_for_url(server.url + "/graph")
+    # on a phone: the page does not scroll sideways, the drawing scrolls in its own box, the list reads as lines
+    phone.goto(server.url + "/graph")
+    fits(phone)
+    wrap = phone.locator(".graph-wrap")
+    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth + 100")
+    wrap.evaluate("e => e.scrollLeft = 600")
+    shots(phone, "graph-phone")
+    row = phone.locator("table.deps tr", has_text="weekly_report").first
+    expect(row).to_contain_text("daily_summary TimeWindowMapping() declared")
+    b = row.bounding_box()
+    assert b["x"] >= 0 and b["x"] + b["width"] <= 390
+    link = phone.get_by_role("navigation", name="Main").get_by_role("link", name="Graph")
+    b = link.bounding_box()
+    assert b["x"] >= 0 and b["x"] + b["width"] <= 390

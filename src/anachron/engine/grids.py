@@ -137,6 +137,11 @@ def _key_span(record: BackfillRecord, engine: EngineContext, cell_size: int) -> 
     return remembered, workflow_remembered
 
 
+#: Looking one key up in a lazy key sequence (parsing it) costs about as much as producing this many keys in a
+#: pass over the sequence (measured: 40–130 µs against 1–3.5 µs for hourly keys, 3 µs against 0.75 µs for static).
+LOOKUP_COST = 30
+
+
 def read_partition_grid(engine: EngineContext, workflow: Workflow, max_cells: int = 2000) -> PartitionGrid:
     """A workflow's partition keys in key order as at most ``max_cells`` cells of ``partition_status``
     counts. Reads the latest run of every key with runs (the database aggregates; Python sees one row per
@@ -154,6 +159,9 @@ def read_partition_grid(engine: EngineContext, workflow: Workflow, max_cells: in
 
     dynamic, statuses = engine.storage.run(read, write=False)
     keys = workflow.partitions.get_partition_keys(engine.now(), dynamic)
+    if len(statuses) * LOOKUP_COST > len(keys):  # many keys with runs: one pass over the keys costs less
+        positions = {k: i for i, k in enumerate(keys) if k in statuses}
+        return partition_grid(name, keys, statuses, max_cells, positions.get)
 
     def index_of(key: str) -> int | None:
         try:
