@@ -1,9 +1,24 @@
-"""Small helpers the tests share: waiting for a condition, and looking at processes."""
+"""Small helpers the tests share: waiting for a condition, looking at processes, loading a flows file."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 import time
+from pathlib import Path
+from types import ModuleType
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """The Python file ``path`` imported once as module ``name`` (a flows file of the tests, outside any package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:

@@ -281,3 +281,33 @@ def test_cells_of_runs_with_many_keys_span_their_first_and_last_key(repo):
                            order="newest_first")
     (cell,) = repo.backfill_grid(newest.backfill_id).cells
     assert (cell.first_key, cell.last_key, cell.size, cell.status) == ("2024-01-10", "2024-01-01", 1, "success")
+
+
+def test_a_workflow_grid_is_the_same_read_key_by_key_or_in_one_pass(tmp_path, monkeypatch):
+    """Locating each key with runs in the key sequence, or one pass over the keys (when many have runs): the same
+    grid, and a key of an earlier definition is left out either way."""
+    from anachron.engine import grids
+
+    @ac.workflow(name="regions", partitions=ac.StaticPartitions(["a", "b", "c"]))
+    def before():
+        return None
+
+    @ac.workflow(name="regions", partitions=ac.StaticPartitions(["b", "c", "d"] + [f"x{i}" for i in range(200)]))
+    def after():
+        return None
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    first = ac.CodeRepository([before], storage=url, executor=ac.InProcessExecutor(2))
+    first.backfill(before)
+    first.close()
+    repo = ac.CodeRepository([after], storage=url, executor=ac.InProcessExecutor(2))
+    try:
+        monkeypatch.setattr(grids, "LOOKUP_COST", 1_000)  # 3 keys with runs of 203: one pass
+        passed = repo.partition_grid(after, max_cells=50)
+        monkeypatch.setattr(grids, "LOOKUP_COST", 0)  # each key located on its own
+        located = repo.partition_grid(after, max_cells=50)
+        assert passed == located
+        assert passed.counts == {"success": 2, "missing": 201}  # "a" is not a key any more
+        assert dict(passed.cells[0].counts) == {"success": 2, "missing": 3}
+    finally:
+        repo.close()

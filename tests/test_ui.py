@@ -3,10 +3,8 @@ login, escaping, errors. The browser tests (tests/test_ui_browser.py) drive the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from html import unescape
@@ -19,6 +17,7 @@ from anachron.models import BackfillStatus
 from anachron.requests import BackfillRequest
 from anachron.ui import fields, forms, view
 from anachron.ui.render import query
+from helpers import load_module
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -28,16 +27,7 @@ from anachron.api import create_app  # noqa: E402
 FLOWS = Path(__file__).parent / "ui_flows" / "demo.py"
 
 
-def _demo():
-    if "ui_demo_flows" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ui_demo_flows", FLOWS)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ui_demo_flows"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["ui_demo_flows"]
-
-
-demo = _demo()
+demo = load_module(FLOWS, "ui_demo_flows")
 
 MULTI = ac.MultiPartitions({"date": ac.DailyPartitions("1990-01-01", "2100-01-01"),
                             "region": ac.StaticPartitions([f"r{i:03d}" for i in range(100)])})

@@ -399,6 +399,10 @@ class GraphPlan(BackfillPlan):
         w, j = self.order.at(index)
         return self.lanes[w].plan.span(j)
 
+    def workflow_at(self, index: int) -> str:
+        self.order.build_checkpoints()
+        return self.lanes[self.order.at(index)[0]].name
+
     @property
     def partition_keys(self) -> Sequence[str]:
         return _Concat([lane.plan.keys for lane in self.lanes])

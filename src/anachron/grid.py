@@ -17,23 +17,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS, BackfillStatus
+from .models import CANCELED, FAILED, MISSING, QUEUED, RUNNING, SUCCESS, UPSTREAM_FAILED, BackfillStatus
 from .records import GridCount, GridRun
 
 #: a planned run of a backfill that has not been created yet
 PENDING = "pending"
 #: the status that colours a cell holding several: the first of these it has
-PRECEDENCE = (FAILED, RUNNING, QUEUED, CANCELED, PENDING, MISSING, SUCCESS)
+PRECEDENCE = (FAILED, UPSTREAM_FAILED, RUNNING, QUEUED, CANCELED, PENDING, MISSING, SUCCESS)
 
 #: a run's (or a position's) first and last partition key, or ``None`` when unknown
 KeySpan = Callable[[int], "tuple[str, str] | None"]
+#: the workflow of a run of a backfill of several workflows (a graph backfill's interleave)
+WorkflowAt = Callable[[int], "str | None"]
 
 
 class GridCell(NamedTuple):
     """Positions ``first_index..last_index`` (inclusive, 0-based: plan order for a backfill, key order for a
     workflow) and how many of them have each status (only statuses with a count). ``first_key`` and
     ``last_key``: the first partition key of the first position and the last of the last, when known.
-    ``run_id``: the run of a one-run cell of a backfill, once created. (A ``NamedTuple``: a grid builds
+    ``run_id``: the run of a one-run cell of a backfill, once created. ``workflow``: in a backfill of several
+    workflows, the one whose runs the cell holds (when they all belong to one). (A ``NamedTuple``: a grid builds
     thousands at a time, four times faster than a frozen dataclass; ``_asdict()`` for JSON.)"""
 
     first_index: int
@@ -42,6 +45,7 @@ class GridCell(NamedTuple):
     first_key: str | None = None
     last_key: str | None = None
     run_id: str | None = None
+    workflow: str | None = None
 
     @property
     def size(self) -> int:
@@ -117,6 +121,13 @@ def _keys(span: KeySpan | None, first: int, last: int) -> tuple[str | None, str 
     return (a[0] if a else None), (b[1] if b else None)
 
 
+def _workflow(workflow_at: WorkflowAt | None, first: int, last: int) -> str | None:
+    if workflow_at is None:
+        return None
+    a = workflow_at(first)
+    return a if last == first or workflow_at(last) == a else None
+
+
 def _add(total: dict[str, int], counts: Mapping[str, int]) -> None:
     for status, n in counts.items():
         total[status] = total.get(status, 0) + n
@@ -124,7 +135,7 @@ def _add(total: dict[str, int], counts: Mapping[str, int]) -> None:
 
 def backfill_grid(backfill_id: str, status: str, total: int, created: int, finished: bool, max_cells: int,
                   counts: Iterable[GridCount] = (), runs: Sequence[GridRun] | None = None,
-                  key_span: KeySpan | None = None) -> BackfillGrid:
+                  key_span: KeySpan | None = None, workflow_at: WorkflowAt | None = None) -> BackfillGrid:
     """A backfill's grid from what storage counted.
 
     ``counts``: the runs that did not succeed, per cell of ``cell_size_for(total, max_cells)`` positions
@@ -133,14 +144,15 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
     backfill (a schedule tick whose run another backfill holds) is ``canceled``, as the backfill's end
     counts it (an aggregated cell cannot tell such a position from a success: only exceptions are read).
     ``finished``: the backfill has ended, so what was never created is ``canceled``, not ``pending``.
-    ``key_span``: a position's first and last key (from the plan), when it can be rebuilt."""
+    ``key_span``: a position's first and last key (from the plan), when it can be rebuilt; ``workflow_at``: a
+    position's workflow, for a backfill of several."""
     size = cell_size_for(total, max_cells)
     created = max(0, min(created, total))
     not_created = CANCELED if finished else PENDING
     cells: list[GridCell]
     grand: dict[str, int] = {}
     if runs is not None and size == 1:
-        cells = run_cells(0, total - 1, created, finished, runs, key_span)
+        cells = run_cells(0, total - 1, created, finished, runs, key_span, workflow_at)
         for one in cells:
             _add(grand, one.counts)
         return BackfillGrid(backfill_id, status, total, created, size, tuple(cells), grand)
@@ -163,7 +175,7 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
         if made <= last - first:  # some never created: pending, or canceled (with the canceled runs) once ended
             tally[not_created] = tally.get(not_created, 0) + last + 1 - first - made
         first_key, last_key = _keys(key_span, first, last)
-        cells.append(GridCell(first, last, tally, first_key, last_key))
+        cells.append(GridCell(first, last, tally, first_key, last_key, None, _workflow(workflow_at, first, last)))
     if total > created:
         grand[not_created] = grand.get(not_created, 0) + total - created
     totals = {SUCCESS: succeeded, **grand} if succeeded else grand
@@ -171,7 +183,7 @@ def backfill_grid(backfill_id: str, status: str, total: int, created: int, finis
 
 
 def run_cells(first: int, last: int, created: int, finished: bool, runs: Iterable[GridRun],
-              key_span: KeySpan | None = None) -> list[GridCell]:
+              key_span: KeySpan | None = None, workflow_at: WorkflowAt | None = None) -> list[GridCell]:
     """One cell per planned run ``first..last`` (plan indices, inclusive) from the created runs among them
     (``Session.backfill_grid_runs``): each names its run; a position below ``created`` without a run of
     this backfill (a schedule tick whose run another backfill holds) is ``canceled``, as the backfill's end
@@ -185,7 +197,8 @@ def run_cells(first: int, last: int, created: int, finished: bool, runs: Iterabl
         first_key, last_key = _keys(key_span, i, i)
         if first_key is None and run is not None:
             first_key = last_key = _run_key(run)
-        cells.append(GridCell(i, i, {state: 1}, first_key, last_key, run.run_id if run is not None else None))
+        cells.append(GridCell(i, i, {state: 1}, first_key, last_key, run.run_id if run is not None else None,
+                              _workflow(workflow_at, i, i)))
     return cells
 
 

@@ -476,6 +476,10 @@ class BackfillPlan:
         w = bisect.bisect_right(self._offsets, index) - 1
         return self.workflow_plans[w].span(index - self._offsets[w])
 
+    def workflow_at(self, index: int) -> str:
+        """The workflow of run ``index`` (without building its keys)."""
+        return self.workflow_plans[bisect.bisect_right(self._offsets, index) - 1].workflow.name
+
     def runs(self, start: int = 0, stop: int | None = None) -> Iterator[PlannedRun]:
         """Runs ``start..stop-1``, their keys computed a workflow's stretch at a time."""
         stop = self.num_runs if stop is None else min(stop, self.num_runs)

@@ -152,11 +152,14 @@ class Cell(BaseModel):
     first_key: str | None = None
     last_key: str | None = None
     run_id: str | None = Field(None, description="Set when the cell is one run")
+    workflow: str | None = Field(None, description="In a backfill of several workflows: the workflow of the cell's "
+                                                   "runs (when they all belong to one)")
 
     @classmethod
     def of(cls, cell: GridCell) -> Cell:
         return cls(first_index=cell.first_index, last_index=cell.last_index, status=cell.status,
-                   counts=dict(cell.counts), first_key=cell.first_key, last_key=cell.last_key, run_id=cell.run_id)
+                   counts=dict(cell.counts), first_key=cell.first_key, last_key=cell.last_key, run_id=cell.run_id,
+                   workflow=cell.workflow)
 
 
 class BackfillGridOut(BaseModel):

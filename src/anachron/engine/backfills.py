@@ -270,7 +270,7 @@ class BackfillService:
             counts = s.run_counts([backfill_id]).get(backfill_id)
             run_ids = s.run_ids_of_backfill(backfill_id) if include_run_ids else []
             return record.to_status(run_ids, counts.queued if counts else 0, counts.running if counts else 0,
-                                    _workflow_counts(s, record), asked_request(record.request))
+                                    read_workflow_counts(s, record), asked_request(record.request))
 
         return self.engine.storage.run(read, write=False)
 
@@ -286,7 +286,7 @@ class BackfillService:
                 c = counts.get(r.backfill_id)
                 run_ids = s.run_ids_of_backfill(r.backfill_id) if include_run_ids else []
                 found.append(r.to_status(run_ids, c.queued if c else 0, c.running if c else 0,
-                                         _workflow_counts(s, r), asked_request(r.request)))
+                                         read_workflow_counts(s, r), asked_request(r.request)))
             return found
 
         return self.engine.storage.run(read, write=False)
@@ -386,7 +386,7 @@ def _node_status(s: Session, workflow: str) -> dict[str, str]:
     return {NODE_KEY: latest[0].status} if latest else {}
 
 
-def _workflow_counts(s: Session, record: BackfillRecord) -> dict[str, dict[str, int]] | None:
+def read_workflow_counts(s: Session, record: BackfillRecord) -> dict[str, dict[str, int]] | None:
     """Per workflow, partitions by status: read for a graph backfill (several workflows, or keys that wait for
     each other); a one-workflow backfill's come from its counters."""
     if len(record.workflows) > 1 or "graph" in record.request.get("plan", {}):

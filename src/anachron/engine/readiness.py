@@ -18,7 +18,7 @@ from ..models import CANCELED, FAILED, QUEUED, RUNNING, UPSTREAM_FAILED
 from ..records import Unfinished
 
 BLOCKING = (FAILED, CANCELED, UPSTREAM_FAILED)
-_BLOCKED_BECAUSE: dict[str, str] = {FAILED: "failed", CANCELED: "was canceled",
+BLOCKED_BECAUSE: dict[str, str] = {FAILED: "failed", CANCELED: "was canceled",
                                     UPSTREAM_FAILED: "did not run: its own upstream failed"}
 
 
@@ -83,7 +83,7 @@ def _verdict(run: RunNeeds, by_workflow: dict[str, list[Unfinished]], cursor: in
                 break
             if u.status in BLOCKING:
                 what = f"{need.workflow} {u.partition_key}" if u.partition_key is not None else need.workflow
-                return f"upstream {what} {_BLOCKED_BECAUSE[u.status]}"
+                return f"upstream {what} {BLOCKED_BECAUSE[u.status]}"
             if u.status in (QUEUED, RUNNING):
                 wait = True
     return "" if wait else None

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..models import NotFoundError
 from ..storage import StorageRejected, StorageUnavailable
-from . import actions, backfill_pages, launch, pages, run_pages, schedule_pages, workflow_pages
+from . import actions, backfill_pages, graph_pages, launch, pages, run_pages, schedule_pages, workflow_pages
 from .forms import FormTooLarge
 from .render import STATIC, fragment, is_htmx, page
 
@@ -38,7 +38,7 @@ def install(app: FastAPI) -> None:
     (the JSON API keeps its ``{"error": ...}`` answers)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(CompressPages)
-    for module in (pages, backfill_pages, run_pages, workflow_pages, schedule_pages, launch, actions):
+    for module in (pages, backfill_pages, run_pages, workflow_pages, graph_pages, schedule_pages, launch, actions):
         app.include_router(module.router)
     for kind in (StarletteHTTPException, RequestValidationError, NotFoundError, ValueError, StorageUnavailable,
                  StorageRejected, Exception):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, Response
 
-from ..models import RERUN_OF_TAG
+from ..models import RERUN_OF_TAG, UPSTREAM_FAILED
 from ..repository import CodeRepository
 from . import cells, view
 from .asked import asked
@@ -92,12 +92,18 @@ def backfill_context(repo: CodeRepository, backfill_id: str, sample: view.Sample
     if snap.zoom is not None:
         index, found = snap.zoom
         zoomed = (index, snap.grid.cells[index], cells.run_cells(found, key_href))
-    failed = repo.list_runs(backfill_id=backfill_id, status="failed", limit=FAILED_SHOWN + 1) \
-        if st.failed_partitions else []
-    reruns = repo.list_backfills(tags={RERUN_OF_TAG: backfill_id}, limit=RERUNS_SHOWN + 1)
     p = view.progress(st, now, sample)
+    failed = repo.list_runs(backfill_id=backfill_id, status="failed", limit=FAILED_SHOWN + 1) if p.failed else []
+    blocked = repo.list_runs(backfill_id=backfill_id, status=UPSTREAM_FAILED, limit=FAILED_SHOWN + 1) \
+        if p.upstream_failed else []
+    reruns = repo.list_backfills(tags={RERUN_OF_TAG: backfill_id}, limit=RERUNS_SHOWN + 1)
+    registry = repo.workflow_registry
+    # a graph backfill (several workflows, or keys that wait for the key before): progress per workflow
+    graph = len(st.workflows) > 1 or any(getattr(registry.get(name), "depends_on_past", False) for name in st.workflows)
     poll = query(fragment="live", s=p.sample.encode(), zoom=zoomed[0] if zoomed else None)
     return dict(st=st, p=p, now=now, grid=grid, pending=snap.grid.counts.get("pending", 0), zoomed=zoomed,
-                failed=failed[:FAILED_SHOWN], more_failed=len(failed) > FAILED_SHOWN, reruns=reruns[:RERUNS_SHOWN],
+                failed=failed[:FAILED_SHOWN], more_failed=len(failed) > FAILED_SHOWN, blocked=blocked[:FAILED_SHOWN],
+                more_blocked=len(blocked) > FAILED_SHOWN, graph=graph,
+                tallies=view.workflow_tallies(st) if graph else [], reruns=reruns[:RERUNS_SHOWN],
                 more_reruns=len(reruns) > RERUNS_SHOWN, rerun_of=dict(st.tags).get(RERUN_OF_TAG), poll=poll,
                 every="1s" if snap.grid.total <= cells.MAX_CELLS else "2s")

@@ -20,7 +20,7 @@ from .render import path_part
 #: At most this many cells in a grid (the grid module aggregates beyond it).
 MAX_CELLS = 2000
 #: The order statuses are listed in (a legend, a title).
-ORDER = ("success", "failed", "running", "queued", "canceled", "pending", "missing")
+ORDER = ("success", "failed", "upstream_failed", "running", "queued", "canceled", "pending", "missing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,8 @@ def _tally(counts: Mapping[str, int]) -> str:
 
 def _title(cell: GridCell, unit: str) -> str:
     keys = _keys(cell)
+    if cell.workflow is not None:  # a backfill of several workflows: whose keys
+        keys = cell.workflow if keys is None else f"{cell.workflow} {keys}"
     if cell.size == 1:
         where = keys if keys is not None else f"{unit} {cell.first_index + 1:,}"
         return f"{where}: {view.label(cell.status)}"

@@ -23,6 +23,7 @@ BACKFILL_TABS: dict[str, tuple[str, tuple[str, ...]]] = {
 RUN_TABS: dict[str, tuple[str, tuple[str, ...]]] = {
     "all": ("All", ()), "active": ("Running & queued", ACTIVE_RUN_STATUSES), "failed": ("Failed", ("failed",)),
     "success": ("Succeeded", ("success",)), "canceled": ("Canceled", ("canceled",)),
+    "upstream_failed": ("Upstream failed", ("upstream_failed",)),
 }
 TRIGGER_LABELS = {"backfill": "backfill", "scheduled": "schedule", "manual": "manual"}
 #: the longest text a filter field takes (a key or a tag is rarely longer)

@@ -22,8 +22,8 @@ from .fields import EXTRA, PREFIX, ParamForm
 MAX_FORM_BYTES = 1_000_000
 #: The fields of the backfill form, in the order they are echoed from a preview to its launch (then the
 #: parameter fields ``p.<name>`` and the per-dimension fields ``dim.<name>.from|to|keys``).
-BACKFILL_FIELDS = ("workflow", "schedule", "from_key", "to_key", "start", "end", "keys", "strategy", "batch_size",
-                   "max_concurrency", "reprocess", "order", "failure_policy", "tags", EXTRA, "launch_key")
+BACKFILL_FIELDS = ("workflow", "include", "schedule", "from_key", "to_key", "start", "end", "keys", "strategy",
+                   "batch_size", "max_concurrency", "reprocess", "order", "failure_policy", "tags", EXTRA, "launch_key")
 RUN_FIELDS = ("workflow", "partition_key", "tags", EXTRA, "launch_key")
 DIM = "dim."
 _LAUNCH_KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -35,7 +35,7 @@ LABELS = {
     "strategy.batched": "Batch size", "strategy": "Strategy", "max_concurrency": "Max concurrency",
     "reprocess": "Reprocess", "order": "Order", "failure_policy": "On failure", "tags": "Tags",
     "params": "Parameters", "inputs": "Inputs", "labels": "Labels", "trigger_id": "Schedule",
-    "selection": "Partitions", "workflow": "Workflow", "idempotency_key": "Launch",
+    "selection": "Partitions", "workflow": "Workflow", "idempotency_key": "Launch", "include": "Which workflows",
 }
 #: the engine's sentences about several fields, as the form says them
 PHRASES = {
@@ -135,6 +135,8 @@ class BackfillForm:
     def request_data(self, params: ParamForm, *, dry_run: bool) -> dict[str, Any]:
         v = self.values
         data: dict[str, Any] = {"workflow": v.get("workflow") or None, "dry_run": dry_run}
+        if v.get("include") and v["include"] != "selection":  # a graph backfill: with downstream or upstream
+            data["include"] = v["include"]
         if v.get("from_key") or v.get("to_key"):
             if not (v.get("from_key") and v.get("to_key")):
                 missing = "To key" if v.get("from_key") else "From key"

@@ -5,12 +5,14 @@ latest run and logs, and every run that covered it.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..models import RERUN_OF_TAG, SCHEDULE_TAG, Run
+from ..engine.readiness import BLOCKED_BECAUSE
+from ..models import RERUN_OF_TAG, SCHEDULE_TAG, UPSTREAM_FAILED, Run
 from ..repository import CodeRepository
 from . import view
 from .fields import param_form
@@ -75,12 +77,49 @@ def run(request: Request, run_id: str, part: Annotated[str | None, Query(alias="
 
 
 def run_context(repo: CodeRepository, found: Run) -> dict[str, Any]:
-    """What a run's head shows: its trigger, its partition window, and whether it can run again."""
+    """What a run's head shows: its trigger, its partition window, whether it can run again, and for a run an
+    upstream failure kept from running, the upstream run that blocked it."""
     wf = repo.workflow_registry.get(found.workflow)
     again = wf is not None and found.is_finished and len(found.partition_keys) <= 1
     return dict(run=found, now=utcnow(), active=view.is_active(found.status), trigger=trigger_of(found),
                 schedule_id=found.tags.get(SCHEDULE_TAG), span_window=partition_window(wf, found.partition_keys),
-                again=again, rerun_of=found.tags.get(RERUN_OF_TAG), launch_key=uuid.uuid4().hex)
+                again=again, rerun_of=found.tags.get(RERUN_OF_TAG), launch_key=uuid.uuid4().hex,
+                blocker=blocker(repo, found))
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """The upstream key whose failure kept a run from running, and that key's run in the same backfill."""
+
+    workflow: str
+    key: str | None
+    #: what happened to it: ``failed``, ``was canceled``, ``did not run either (its own upstream failed)``
+    why: str
+    run: Run | None
+
+
+def blocker(repo: CodeRepository, found: Run) -> Blocker | None:
+    """For an ``upstream_failed`` run: what its error names (``upstream <workflow> <key> failed``, as the engine
+    writes it: ``engine.readiness``), read against the workflows it depends on, and that key's run."""
+    if found.status != UPSTREAM_FAILED or not found.error or found.backfill_id is None:
+        return None
+    graph = repo.workflow_registry.graph
+    candidates = {e.upstream for e in graph.upstream_edges(found.workflow)} | {found.workflow}
+    for name in sorted(candidates, key=len, reverse=True):  # the longest name that fits: names may hold spaces
+        head = f"upstream {name}"
+        if not found.error.startswith(head):
+            continue
+        rest = found.error[len(head):]
+        for status, why in sorted(BLOCKED_BECAUSE.items(), key=lambda sw: -len(sw[1])):  # "… upstream failed" first
+            words = "did not run either (its own upstream failed)" if status == UPSTREAM_FAILED else why
+            if rest == f" {why}":
+                runs = repo.list_runs(name, backfill_id=found.backfill_id, limit=1)
+                return Blocker(name, None, words, runs[0] if runs else None)
+            if rest.startswith(" ") and rest.endswith(f" {why}"):
+                key = rest[1: -len(why) - 1]
+                runs = repo.list_runs(name, backfill_id=found.backfill_id, partition_key=key, limit=1)
+                return Blocker(name, key, words, runs[0] if runs else None)
+    return None
 
 
 # -- a partition ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from ..models import BackfillStatus, Run
 GLYPHS = {
     "success": "✓", "completed": "✓", "failed": "✕", "canceled": "⊘", "running": "▶", "in_progress": "▶",
     "queued": "◷", "requested": "◷", "paused": "Ⅱ", "active": "●", "missing": "○", "pending": "◌", "dry_run": "◇",
-    "partial": "◐",
+    "partial": "◐", "upstream_failed": "↯",
 }
 LABELS = {"in_progress": "in progress", "dry_run": "dry run", "success": "succeeded"}
 #: Statuses whose page keeps polling for changes.
@@ -74,30 +74,22 @@ class Sample(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Progress:
-    """A backfill's progress as the bar, the counters, the rate and the ETA show it.
-
-    Partitions *done* ran to an end: succeeded or failed. Canceled partitions are not done (a backfill
-    canceled at 46% says 46%, with its canceled partitions beside), and they are not left to do either."""
+class Tally:
+    """Partitions by how they ended, as the bars and counters show them. *Done* partitions ran to an end, or
+    never will because a key they need failed: succeeded, failed, upstream failed. Canceled partitions are not
+    done (a backfill canceled at 46% says 46%, with its canceled partitions beside), and not left to do either."""
 
     total: int
     succeeded: int
+    #: ran and failed
     failed: int
+    #: never ran: a key they need in the same (graph) backfill failed or was canceled (SPEC §8)
+    upstream_failed: int
     canceled: int
-    running_runs: int
-    queued_runs: int
-    #: partitions per second (``None``: not known yet, or not moving: paused, requested)
-    rate: float | None
-    #: seconds until done at ``rate`` (``None`` when unknown or finished)
-    eta: float | None
-    #: seconds since creation (until the end, for a finished backfill)
-    elapsed: float | None
-    #: the sample the next poll carries
-    sample: Sample
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.upstream_failed
 
     @property
     def remaining(self) -> int:
@@ -111,6 +103,35 @@ class Progress:
     @property
     def percent(self) -> float:
         return 100.0 if not self.total else self.share(self.done)
+
+
+@dataclass(frozen=True)
+class Progress(Tally):
+    """A backfill's progress as the bar, the counters, the rate and the ETA show it."""
+
+    running_runs: int = 0
+    queued_runs: int = 0
+    #: partitions per second (``None``: not known yet, or not moving: paused, requested)
+    rate: float | None = None
+    #: seconds until done at ``rate`` (``None`` when unknown or finished)
+    eta: float | None = None
+    #: seconds since creation (until the end, for a finished backfill)
+    elapsed: float | None = None
+    #: the sample the next poll carries
+    sample: Sample = Sample(0.0, 0, None)
+
+
+def upstream_failed(st: BackfillStatus) -> int:
+    """Partitions of the backfill that ended ``upstream_failed`` (counted in its ``failed_partitions``)."""
+    counts = st.workflows.values() if isinstance(st.workflows, Mapping) else ()  # (a list of names in old records)
+    return sum(c.get("upstream_failed", 0) for c in counts)
+
+
+def workflow_tallies(st: BackfillStatus) -> list[tuple[str, Tally]]:
+    """Each workflow's partitions of a graph backfill, in plan order (upstreams first), from ``st.workflows``."""
+    counts = st.workflows if isinstance(st.workflows, Mapping) else {}
+    return [(name, Tally(c.get("total", 0), c.get("completed", 0), c.get("failed", 0), c.get("upstream_failed", 0),
+                         c.get("canceled", 0))) for name, c in counts.items()]
 
 
 def progress(st: BackfillStatus, now: datetime, previous: Sample | None = None) -> Progress:
@@ -137,17 +158,21 @@ def progress(st: BackfillStatus, now: datetime, previous: Sample | None = None) 
         sample = Sample(at, done, rate)
     remaining = max(0, st.total_partitions - done - st.canceled_partitions)
     eta = remaining / rate if rate and not st.is_finished and st.status == "in_progress" else None
-    return Progress(st.total_partitions, st.completed_partitions, st.failed_partitions, st.canceled_partitions,
-                    st.running_runs, st.queued_runs, rate, eta, elapsed, sample)
+    blocked = min(upstream_failed(st), st.failed_partitions)
+    return Progress(st.total_partitions, st.completed_partitions, st.failed_partitions - blocked, blocked,
+                    st.canceled_partitions, st.running_runs, st.queued_runs, rate, eta, elapsed, sample)
 
 
 def outcome(st: BackfillStatus) -> tuple[str, str]:
     """The status a backfill shows (a CSS key and its words): its own, except for a ``failed`` backfill in
     which every partition ran and some succeeded — a ``continue`` backfill with a few failures says
-    "completed with 8 failures" (``partial``), not the same as one where everything failed."""
+    "completed with 8 failures" (``partial``), not the same as one where everything failed. Partitions an
+    upstream failure kept from running are said apart: "completed with 1 failure, 24 upstream failed"."""
     if st.status == "failed" and st.completed_partitions and st.failed_partitions and not st.canceled_partitions:
-        n = st.failed_partitions
-        return "partial", f"completed with {n:,} failure{'' if n == 1 else 's'}"
+        blocked = min(upstream_failed(st), st.failed_partitions)
+        n = st.failed_partitions - blocked
+        words = f"completed with {n:,} failure{'' if n == 1 else 's'}" if n else "completed"
+        return "partial", f"{words}, {blocked:,} upstream failed" if blocked else words
     return st.status, label(st.status)
 
 

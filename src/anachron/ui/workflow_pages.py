@@ -19,6 +19,7 @@ from ..repository import CodeRepository
 from . import cells, matrix, view
 from .fields import param_form
 from .forms import BackfillForm, RunForm
+from .graph_pages import neighbours
 from .keys import dimension_keys
 from .pages import not_found, repo_of, utcnow
 from .render import fragment, page, query, workflow_url
@@ -141,6 +142,6 @@ def workflow_page(request: Request, repo: CodeRepository, wf: Workflow, context:
                    runs=repo.list_runs(wf.name, limit=10), params=param_form(wf), dims=dimensions(repo, wf),
                    form=form or BackfillForm.of({"workflow": wf.name}), preview=preview,
                    run_form=run_form or RunForm.of({"workflow": wf.name}), run_error=run_error,
-                   launch_key=uuid.uuid4().hex,
+                   launch_key=uuid.uuid4().hex, deps=neighbours(repo, wf.name),
                    time_based=bool(wf.partitions is not None and wf.partitions.is_time_based))
     return page(request, "workflow.html", status, **context)
