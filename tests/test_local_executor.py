@@ -149,3 +149,25 @@ def test_jobs_submitted_right_after_abandon_still_run(tmp_path):
         assert not any(o.run_id.startswith("old-") for o in host.outcomes)  # abandoned: never reported
     finally:
         executor.shutdown()
+
+
+def test_outcomes_sent_while_the_coordinator_was_frozen_are_reported_by_abandon(tmp_path):
+    """A coordinator frozen (SIGSTOP) past its lease wakes, finds its lease lapsed and abandons its jobs. Runs
+    that finished meanwhile have sent their outcomes down the pipe: ``abandon`` hands them over before it stops
+    anything, so the coordinator records them instead of running those partitions again."""
+    host = _Host()
+    executor = ac.LocalExecutor(max_workers=2)
+    executor.start(host)
+    try:
+        marker = tmp_path / "done"
+        with executor._state:  # the dispatcher cannot read the pipes: as if this process were frozen
+            executor.submit([_job(fb.marked, "finished-1", marker=str(marker), seconds=0.0)])
+            assert wait_for(marker.exists, timeout=30)
+            time.sleep(0.5)  # the worker, idle again, has sent its outcome
+            assert host.outcomes == []
+            executor.abandon()
+            assert [(o.run_id, o.status) for o in host.outcomes] == [("finished-1", "success")]
+        time.sleep(0.5)
+        assert len(host.outcomes) == 1  # reported once: nothing more after abandon
+    finally:
+        executor.shutdown()

@@ -1,7 +1,7 @@
 """The executor contract: run jobs somewhere, report outcomes in batches through the host.
 
-Executors are handed jobs in batches and report every job exactly once (``RunOutcome``), except after
-``abandon()``, when the coordinator has stopped listening. They are fenced by the coordinator's lease:
+Executors are handed jobs in batches and report every job exactly once (``RunOutcome``), except the jobs
+stopped by ``abandon()``. They are fenced by the coordinator's lease:
 ``set_lease_deadline(t)`` says execution must stop by wall-clock time ``t`` unless the deadline moves
 on (the coordinator renews its lease and moves it), so a leader that stalls cannot keep running work
 that another process is about to take over.
@@ -97,7 +97,9 @@ class Executor(ABC):
 
     @abstractmethod
     def abandon(self) -> None:
-        """The coordinator lost its lease: stop every job now. Their outcomes will be ignored."""
+        """The coordinator lost its lease: stop every job now. Outcomes the executor already holds (runs that
+        finished while the coordinator was frozen, not yet reported) are reported before it returns — the
+        coordinator records them unless a newer attempt started —; nothing is reported after."""
 
     @abstractmethod
     def shutdown(self, wait: bool = True) -> None: ...

@@ -90,13 +90,19 @@ class LocalExecutor(Executor):
     def abandon(self) -> None:
         # at once, under the state lock: a job submitted right after (the coordinator re-queues and starts
         # its runs again as soon as it has its lease back) must not be swept away by a late abandon
+        results: list[RunOutcome] = []
         with self._state:
+            for slot in self._slots:  # outcomes the workers sent while this process was frozen: still recordable
+                if slot.conn is not None:
+                    self._receive(slot, results)
             self._pending.clear()
             for slot in self._slots:
                 if slot.inflight:
                     slot.inflight.clear()
                     slot.doomed = True  # nothing more is sent to it: the dispatcher reaps it and starts another
                     self._kill(slot, "abandon")
+        if results:
+            self._host.on_results(results)
 
     def set_lease_deadline(self, deadline: float) -> None:
         if self._fence is not None:
