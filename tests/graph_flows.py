@@ -1,6 +1,7 @@
 """A three-level data graph for the graph tests: hourly events → daily summary → weekly report (2024, UTC).
 
-``raw_events`` writes one file per hour under ``GRAPH_DIR`` (the environment), ``daily_summary`` reads the day's
+``raw_events`` writes one file per hour under ``GRAPH_DIR`` (the environment; unset, a folder of the system's
+temporary directory, never the working directory), ``daily_summary`` reads the day's
 hours, ``weekly_report`` the week's days; each run appends ``<workflow> <keys> <start> <end> <attempt>`` to
 ``runs.log`` there when it has run to its end, so tests count executions and check their order from what the
 runs wrote themselves. A key listed in ``GRAPH_FAIL`` (comma-separated, ``workflow/key``) fails instead.
@@ -9,6 +10,7 @@ runs wrote themselves. A key listed in ``GRAPH_FAIL`` (comma-separated, ``workfl
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +22,8 @@ WEEKS = ac.WeeklyPartitions("2024-01-01", "2024-12-30")
 
 
 def _record(name: str) -> Path:
-    folder = Path(os.environ.get("GRAPH_DIR", "."))
+    folder = Path(os.environ.get("GRAPH_DIR") or Path(tempfile.gettempdir()) / "anachron-graph-flows")
+    folder.mkdir(parents=True, exist_ok=True)
     ctx = ac.context()
     started = time.time()
     keys = ",".join(ctx.partition_keys) or "-"
