@@ -90,8 +90,9 @@ repo = ac.CodeRepository(workflows=[daily_events], storage="sqlite:///.anachron/
 
 def dev_run() -> None:
     ctx = ac.create_context()
-    ctx.environ["STARLARK_TIME"] = "2024-01-16T00:00:00+00:00"  # as in Uniflow: the run's time()
-    print("dev run at STARLARK_TIME 2024-01-16:", ctx.run(daily_events))  # loads 2024-01-15
+    # Uniflow's STARLARK_TIME=2024-01-16 loaded the day before; here the day is the partition, and time() is the
+    # end of its window: 2024-01-16T00:00Z (STARLARK_TIME / ANACHRON_TIME set the time of unpartitioned runs)
+    print("dev run of 2024-01-15, time() = 2024-01-16T00:00Z:", ctx.run(daily_events, partition_key="2024-01-15"))
 
 
 def main(argv: list[str]) -> int:

@@ -123,12 +123,13 @@ def test_a_jvm_that_died_is_replaced_by_the_next_run(spark_repo, first, tmp_path
     assert any("SparkSession is gone (exit status -9)" in line["message"] for line in spark_repo.run_logs(again.run_id))
 
 
-def test_the_uniflow_example_dev_run_loads_the_day_before_starlark_time(tmp_path):
-    """examples/uniflow_spark.py as a user runs it: ``ctx.run`` at STARLARK_TIME loads exactly that day."""
+def test_the_uniflow_example_dev_run_loads_exactly_its_day(tmp_path):
+    """examples/uniflow_spark.py as a user runs it: ``ctx.run`` of one day's partition (``ac.time()`` is the end of
+    its window, as Uniflow's STARLARK_TIME was) loads exactly that day."""
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "uniflow_spark.py"), "dev-run"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=JVM_START)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "dev run at STARLARK_TIME 2024-01-16:" in done.stdout
+    assert "dev run of 2024-01-15, time() = 2024-01-16T00:00Z:" in done.stdout
     day = read(tmp_path / ".anachron" / "uniflow" / "daily" / "2024-01-15.json")
     import csv
 
