@@ -85,10 +85,10 @@ def section(outcomes: list[trials.Outcome], args: argparse.Namespace, seconds: f
         "trials where a leader woken from a freeze left the runs it took back `running` forever "
         "(`trials.ASSERT_NOTHING_STUCK_AFTER_A_FREEZE`). "
         f"{total[1]} partitions' code completed twice, in {total[2]} trials, under these faults: "
-        f"{', '.join(doubled) or 'none'} — a leader frozen (SIGSTOP) or cut off from storage for longer than its "
-        "lease loses the outcomes of the runs it finished meanwhile, and they run again "
-        "(`trials.ASSERT_NO_DOUBLE_COMPLETION` turns this into a failure once the engine keeps them); under a "
-        "kill, a leader that died between a run's end and the write of its outcome. "
+        f"{', '.join(doubled) or 'none'}. A frozen leader or a storage outage must give none (its workers record "
+        "their own outcomes, the woken leader records those it holds: `trials.ASSERT_NO_DOUBLE_COMPLETION` fails "
+        "such a trial); under a kill, a run whose code finished just before its process died, its outcome not yet "
+        "written, runs again — the documented at-least-once window, counted here and not failed. "
         "Worker-killed runs are recorded failed by design (a rerun runs them).",
         END,
     ])
