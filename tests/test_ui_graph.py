@@ -52,7 +52,7 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(repo):
-    with TestClient(create_app(repo, daemon=False), follow_redirects=False) as c:
+    with TestClient(create_app(repo, daemon=False), follow_redirects=False, base_url="http://localhost") as c:
         yield c
 
 
@@ -153,7 +153,7 @@ def test_hostile_names_and_mappings_on_the_graph_are_text(tmp_path):
                              executor=ac.InProcessExecutor(2))
     try:
         repo.backfill(hostile, include="downstream")
-        with TestClient(create_app(repo, daemon=False)) as c:
+        with TestClient(create_app(repo, daemon=False), base_url="http://localhost") as c:
             for path in ("/graph", "/workflows/" + "%3Csvg%20onload%3Dalert(2)%3E"):
                 body = c.get(path).text
                 for raw in ("<img src=x", "<svg onload", "<b>k1</b>"):
