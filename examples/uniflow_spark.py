@@ -89,10 +89,10 @@ repo = ac.CodeRepository(workflows=[daily_events], storage="sqlite:///.anachron/
 
 
 def dev_run() -> None:
-    ctx = ac.create_context()
-    # Uniflow's STARLARK_TIME=2024-01-16 loaded the day before; here the day is the partition, and time() is the
-    # end of its window: 2024-01-16T00:00Z (STARLARK_TIME / ANACHRON_TIME set the time of unpartitioned runs)
-    print("dev run of 2024-01-15, time() = 2024-01-16T00:00Z:", ctx.run(daily_events, partition_key="2024-01-15"))
+    # Uniflow's ``STARLARK_TIME=2024-01-16 … ctx.run(main)`` loaded the day before; here the same call runs the
+    # day that ended by STARLARK_TIME, the partition 2024-01-15, and time() is the end of its window
+    ctx = ac.create_context({"STARLARK_TIME": "2024-01-16T00:00:00+00:00"})
+    print("dev run at STARLARK_TIME 2024-01-16:", ctx.run(daily_events))
 
 
 def main(argv: list[str]) -> int:

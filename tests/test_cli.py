@@ -280,6 +280,8 @@ def test_dev_run_uses_the_environment_and_fails_on_a_bad_clock(cli):
     failing = cli("dev-run", FLOWS, "hello", "-p", "fail=true")
     assert failing.returncode == 1 and "flows.py" in failing.stderr and "asked to fail" in failing.stderr
     assert_usage_error(cli("dev-run", "-f", "pipeline.yaml"), "pipeline.yaml", "no such file")
+    day = cli("dev-run", FLOWS, "etl", "--env", "STARLARK_TIME=2024-01-16T06:00:00+00:00")  # as Uniflow runs it
+    assert day.returncode == 0 and json.loads(day.stdout) == ["2024-01-15"], day.stderr  # the day ended by then
 
 
 # -- LocalExecutor, configuration, module targets -------------------------------------------------

@@ -128,6 +128,20 @@ def test_dev_context_partition_run_and_errors():
         ac.create_context().run(fb.flaky, partition_key="2024-01-02")
 
 
+def test_dev_context_at_starlark_time_runs_the_partition_that_ended_by_then(monkeypatch):
+    """Uniflow's ``STARLARK_TIME=… ctx.run(wf)`` without a key: the day that ended by that time, as a tick runs."""
+    ctx = ac.create_context({"STARLARK_TIME": "2024-01-16T00:00:00+00:00"})
+    assert ctx.run(daily_etl) == "2024-01-15"
+    assert fb.SEEN[-1]["logical_time"] == datetime(2024, 1, 16, tzinfo=timezone.utc)
+    monkeypatch.setenv("ANACHRON_TIME", "2024-01-16T13:30:00+00:00")  # the process's time counts too
+    assert ac.create_context().run(daily_etl) == "2024-01-15"
+    monkeypatch.delenv("ANACHRON_TIME")
+    with pytest.raises(ValueError, match="partition_key: .* a run needs a partition key"):
+        ac.create_context().run(daily_etl)  # no key, no time: nothing to choose by
+    with pytest.raises(ValueError, match="partition_key: .* a run needs a partition key"):
+        ac.create_context({"ANACHRON_TIME": "2000-01-01T00:00:00+00:00"}).run(daily_etl)  # before the first day
+
+
 def test_wall_clock_is_untouched_inside_runs(repo):
     import time
 

@@ -9,7 +9,7 @@ from typing import Any
 from .clock import time_from_environ, wall_clock
 from .definitions import Workflow
 from .engine.context import DEFAULT_LOG_LIMIT
-from .engine.jobs import partition_window
+from .engine.jobs import partition_window, tick_partition
 from .loading import ref_of
 from .models import SUCCESS
 from .params import decode_params, encode_params
@@ -29,20 +29,29 @@ class DevContext:
         self.last_run_id: str | None = None
 
     def run(self, workflow: Workflow, partition_key: str | None = None, **params: Any) -> Any:
-        """Execute one run of ``workflow`` here and now; returns its return value or raises its error."""
+        """Execute one run of ``workflow`` here and now; returns its return value or raises its error.
+
+        A time-partitioned workflow runs ``partition_key``; without one, at an explicit ``ANACHRON_TIME`` /
+        ``STARLARK_TIME`` (in ``environ`` or the process), the partition that ended by that time (as a schedule
+        tick at that time runs); with neither, the call is refused, naming ``partition_key``."""
         if not isinstance(workflow, Workflow):
             raise ValueError("workflow: expected an @ac.workflow")
         workflow.validate_params(params, complete=True)
         params = decode_params(encode_params(params))  # what a stored run would get
         environ = {str(k): str(v) for k, v in self.environ.items()}
+        env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
+        process_time = time_from_environ(os.environ)  # likewise, even where a partition sets the time
+        asked_time = env_time or process_time
+        if partition_key is None and asked_time is not None:
+            # Uniflow's ``STARLARK_TIME=… ctx.run(wf)``: the partition that ended by then, as a live tick runs
+            ended, _ = tick_partition(workflow, asked_time)
+            partition_key = ended[0] if ended else None
         keys = [partition_key] if partition_key is not None else []
         window = None
         workflow.check_partition_key(partition_key)
         if partition_key is not None:
             window = partition_window(workflow, keys)
-        env_time = time_from_environ(environ)  # malformed: raises, naming the variable, before any task
-        process_time = time_from_environ(os.environ)  # likewise, even where a partition sets the time
-        logical = window[1] if window else (env_time or process_time or wall_clock())
+        logical = window[1] if window else (asked_time or wall_clock())
         run_id = f"dev-{uuid.uuid4().hex[:12]}"
         job = RunJob(run_id, 1, ref_of(workflow), tuple(keys), window, logical, None, params,
                      dict(workflow.tags), None, environ, DEFAULT_LOG_LIMIT)
