@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import anachron as ac
-from anachron.flows import load_flow
+from anachron.flows import FlowError, load_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -52,6 +54,9 @@ def test_the_yaml_reference_example_loads(tmp_path):
     text = (DOCS / "reference" / "yaml-flows.md").read_text()
     example = re.search(r"```yaml\n(id: daily_export .*?)```", text, re.S).group(1)
     (tmp_path / "export.yaml").write_text(example)
+    with pytest.raises(FlowError, match=r"tasks\[1\]\.callable: no module named 'jobs'"):
+        load_flow(tmp_path / "export.yaml")  # its module is found when the flow loads: none yet
+    (tmp_path / "jobs.py").write_text("def load(day):\n    return day\n")
     wf = load_flow(tmp_path / "export.yaml")
     assert wf.name == "daily_export" and wf.tags["team"] == "data"
     assert [s.id for s in wf.schedules] == ["nightly"] and wf.partitions is not None

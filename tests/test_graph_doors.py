@@ -1,9 +1,5 @@
-"""Graph backfills through every door (SPEC §8): the Python API, the HTTP API and the command line, on SQLite
-and PostgreSQL; and YAML flows that declare ``deps:``.
-
-Until the engine waits for upstream keys (the readiness rule of its decide step), a graph backfill with
-dependencies is refused unless it is a dry run; these tests pin both: exact dry runs, and a refusal that
-stores nothing.
+"""Graph backfills through every door (SPEC §8): the Python API, the HTTP API and the command line (its dry run,
+progress, summary and status by workflow), on SQLite and PostgreSQL; and YAML flows that declare ``deps:``.
 """
 
 from __future__ import annotations
@@ -147,9 +143,9 @@ def test_http_graph_and_graph_backfills(make_repo):
 
 
 # -- the command line --------------------------------------------------------------------------------------------
-def anachron(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def anachron(tmp_path: Path, *args: str, **more: str) -> subprocess.CompletedProcess[str]:
     env = {"ANACHRON_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(Path(__file__).parent)}
+           "PYTHONPATH": str(Path(__file__).parent), "GRAPH_DIR": str(tmp_path), **more}
     return subprocess.run([sys.executable, "-m", "anachron.cli", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -179,6 +175,37 @@ def test_cli_graph_backfill_dry_run_shows_each_workflow(tmp_path):
     assert bad.returncode == 2 and "WORKFLOW: unknown workflow 'nope'" in bad.stderr
     wrong = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "--all", "--include", "up")
     assert wrong.returncode == 2 and "--include" in wrong.stderr
+
+
+def test_the_command_line_shows_a_graph_backfill_by_workflow(tmp_path):
+    """Progress lines, the final summary and ``backfill status`` say how far each workflow is, and how many keys
+    never ran because a key they need failed (upstream failed, counted apart from the failures themselves)."""
+    ran = anachron(tmp_path, "backfill", "create", GRAPH_FLOWS, "raw_events", "--start", "2024-03-01",
+                   "--end", "2024-03-01T05:00", "--include", "downstream", "--max-concurrency", "1",
+                   GRAPH_FAIL="raw_events/2024-03-01T03:00", GRAPH_SLEEP="0.3", ANACHRON_PROGRESS_INTERVAL="0.5")
+    assert ran.returncode == 1, ran.stderr
+    assert executed(tmp_path).count("raw_events 2024-03-01T03:00") == 0 and len(executed(tmp_path)) == 5
+    # the plain progress lines (stderr is not a terminal): the whole, then each workflow, upstreams first
+    progress = [line for line in ran.stderr.splitlines() if line.startswith("  raw_events: ")]
+    assert progress, ran.stderr
+    assert ran.stderr.index("  raw_events: ") < ran.stderr.index("  daily_summary: ") < \
+        ran.stderr.index("  weekly_report: ") < ran.stderr.index("  yearly_deck: ")
+    # the summary: 5 hours succeeded, 1 failed; the day, its week and the deck never ran (upstream failed)
+    summary = ran.stdout.splitlines()
+    assert "5 succeeded, 1 failed, 3 upstream failed, 0 canceled of 9 partitions" in summary[0], ran.stdout
+    table = {line.split()[0]: line.split()[1:] for line in summary[1:] if line.strip()}
+    assert table["WORKFLOW"] == ["DONE", "FAILED", "UPSTREAM", "FAILED", "CANCELED", "TOTAL"]
+    assert table["raw_events"] == ["5", "1", "0", "0", "6"]
+    assert table["daily_summary"] == ["0", "0", "1", "0", "1"]
+    assert table["weekly_report"] == table["yearly_deck"] == ["0", "0", "1", "0", "1"]
+    assert "2024-03-01T03:00  RuntimeError: bad input for 2024-03-01T03:00" in ran.stdout  # what blocked them
+    backfill_id = summary[0].split()[2]
+    shown = anachron(tmp_path, "backfill", "status", backfill_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "9: 5 succeeded · 1 failed · 3 upstream failed · 0 canceled" in shown.stdout
+    assert "selected   raw_events · with downstream" in shown.stdout  # what was asked, not only what it ran
+    rows = {line.split()[0]: line.split()[1:] for line in shown.stdout.splitlines() if line.startswith("  ")}
+    assert rows["daily_summary"] == ["0", "0", "1", "0", "1"] and rows["raw_events"] == ["5", "1", "0", "0", "6"]
 
 
 # -- YAML flows ---------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
@@ -87,6 +88,50 @@ def _describe(exc: BaseException) -> str:
     return describe_error(exc)
 
 
+@dataclass(frozen=True)
+class WorkflowProgress:
+    """One workflow's part of a graph backfill: its partitions and how they ended so far."""
+
+    name: str
+    total: int
+    done: int
+    failed: int
+    upstream_failed: int
+    canceled: int
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.upstream_failed + self.canceled
+
+    def counts(self) -> str:
+        return " · ".join(ended_counts(self.done, self.failed, self.upstream_failed, self.canceled))
+
+
+def ended_counts(done: int, failed: int, upstream_failed: int, canceled: int) -> list[str]:
+    """``done N``, ``failed N`` (the failures themselves), then ``upstream failed N`` and ``canceled N`` when
+    there are any."""
+    parts = [f"done {count(done)}", f"failed {count(failed)}"]
+    if upstream_failed:
+        parts.append(f"upstream failed {count(upstream_failed)}")
+    if canceled:
+        parts.append(f"canceled {count(canceled)}")
+    return parts
+
+
+def per_workflow(st: ac.BackfillStatus) -> list[WorkflowProgress]:
+    """Each workflow's progress, in plan order (upstreams first); empty for a backfill of one workflow."""
+    if len(st.workflows) < 2:
+        return []
+    return [WorkflowProgress(name, c.get("total", 0), c.get("completed", 0), c.get("failed", 0),
+                             c.get("upstream_failed", 0), c.get("canceled", 0))
+            for name, c in st.workflows.items()]
+
+
+def upstream_failed(st: ac.BackfillStatus) -> int:
+    """Partitions of the backfill that never ran because a key they need failed (counted in ``failed``)."""
+    return sum(c.get("upstream_failed", 0) for c in st.workflows.values())
+
+
 @dataclass
 class Snapshot:
     """What one progress line shows, computed from a ``BackfillStatus``."""
@@ -101,15 +146,15 @@ class Snapshot:
     unit: str  # "" when running/queued count partitions, " runs" when they count runs
     rate: float | None  # finished partitions per second since watching began
     eta: float | None
+    workflows: list[WorkflowProgress]  # a graph backfill's workflows, upstreams first (else empty)
+    upstream_failed: int = 0  # counted in ``failed``: never ran, a key they need failed
 
     @property
     def finished(self) -> int:
         return self.done + self.failed + self.canceled
 
     def counts(self) -> str:
-        parts = [f"done {count(self.done)}", f"failed {count(self.failed)}"]
-        if self.canceled:
-            parts.append(f"canceled {count(self.canceled)}")
+        parts = ended_counts(self.done, self.failed - self.upstream_failed, self.upstream_failed, self.canceled)
         parts += [f"running {count(self.running)}{self.unit}", f"queued {count(self.queued)}{self.unit}"]
         return " · ".join(parts)
 
@@ -148,7 +193,8 @@ class Rate:
         else:
             running, queued, unit = st.running_runs, st.queued_runs, " runs"
         return Snapshot(st.status, st.total_partitions, st.completed_partitions, st.failed_partitions,
-                        st.canceled_partitions, running, queued, unit, rate, eta)
+                        st.canceled_partitions, running, queued, unit, rate, eta, per_workflow(st),
+                        upstream_failed(st))
 
 
 class Display:
@@ -199,11 +245,20 @@ class Display:
             self._progress.update(self._task, description=styled(snap.status), total=snap.total,
                                   completed=snap.finished, speed=snap.speed(), eta="" if final else snap.remaining(),
                                   done=f"{count(snap.finished)}/{count(snap.total)}")
+            upstream = f" · [red]upstream failed {count(snap.upstream_failed)}[/red]" if snap.upstream_failed else ""
             self._counts = Text.from_markup(
-                f"  [green]done {count(snap.done)}[/green] · [red]failed {count(snap.failed)}[/red]"
+                f"  [green]done {count(snap.done)}[/green] · "
+                f"[red]failed {count(snap.failed - snap.upstream_failed)}[/red]{upstream}"
                 + (f" · [yellow]canceled {count(snap.canceled)}[/yellow]" if snap.canceled else "")
                 + f" · [cyan]running {count(snap.running)}{snap.unit}[/cyan]"
                 + f" · [blue]queued {count(snap.queued)}{snap.unit}[/blue]")
+            if snap.workflows:  # a graph backfill: one line per workflow, upstreams first
+                width = max(len(w.name) for w in snap.workflows)
+                for w in snap.workflows:
+                    self._counts.append("\n")
+                    self._counts.append_text(Text.from_markup(
+                        f"  {escape(w.name):<{width}}  {_mini_bar(w)} {count(w.finished):>7}/{count(w.total):<7} "
+                        f"[dim]{w.counts()}[/dim]"))
             return
         now = time.monotonic()
         if final or (self._last_line and now - self._last_line < self.interval):
@@ -213,8 +268,23 @@ class Display:
         line = (f"progress {self.backfill_id}: {snap.status} {count(snap.finished)}/{count(snap.total)} partitions "
                 f"({pct}) · "
                 f"{snap.counts()} · {snap.speed()} · {snap.remaining()}")
+        if snap.workflows:  # a graph backfill: how far each workflow is, upstreams first
+            line += "\n" + "\n".join(f"  {w.name}: {count(w.finished)}/{count(w.total)} · {w.counts()}"
+                                      for w in snap.workflows)
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def _mini_bar(w: WorkflowProgress, width: int = 12) -> str:
+    """A small bar for a workflow's line: green succeeded, red failed (upstream failed included), dim the rest."""
+    if not w.total:
+        return "[dim]" + "·" * width + "[/dim]"
+    green = round(width * w.done / w.total)
+    red = min(width - green, round(width * (w.failed + w.upstream_failed) / w.total))
+    yellow = min(width - green - red, round(width * w.canceled / w.total))
+    rest = width - green - red - yellow
+    return (f"[green]{'━' * green}[/green][red]{'━' * red}[/red][yellow]{'━' * yellow}[/yellow]"
+            f"[dim]{'━' * rest}[/dim]")
 
 
 class _Line:

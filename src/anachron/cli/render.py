@@ -10,6 +10,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.prompt import Confirm
 from rich.table import Table
 
@@ -21,7 +22,7 @@ from .backend import Backend
 from .common import note, stderr, stdout
 from .hints import Hints
 from .output import count, duration, first_line, styled, when
-from .progress import Display, watch
+from .progress import Display, per_workflow, upstream_failed, watch
 
 FAILED_SHOWN = 5
 
@@ -72,10 +73,12 @@ def finish(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     if st.status == "completed":
         out.print(f"[green]✔[/green] backfill {st.backfill_id} completed: {count(st.total_partitions)} partitions "
                   f"succeeded{took}")
+        _by_workflow(out, st)
         return
     out.print(f"[red]✘[/red] backfill {st.backfill_id} {st.status}: {count(st.completed_partitions)} succeeded, "
-              f"{count(st.failed_partitions)} failed, {count(st.canceled_partitions)} canceled of "
+              f"{_failed(st)}, {count(st.canceled_partitions)} canceled of "
               f"{count(st.total_partitions)} partitions{took}")
+    _by_workflow(out, st)
     _failed_runs(repo, st, out, hints)
     if st.failed_partitions or st.canceled_partitions:
         out.print("rerun the failed and canceled partitions: "
@@ -87,7 +90,7 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
     out.print(f"backfill [bold]{st.backfill_id}[/bold]  {styled(st.status)}")
     rows = [("workflows", escape(", ".join(st.workflows)) or "-"),
             ("partitions", f"{count(st.total_partitions)}: {count(st.completed_partitions)} succeeded · "
-                           f"{count(st.failed_partitions)} failed · {count(st.canceled_partitions)} canceled"),
+                           f"{_failed(st, ' · ')} · {count(st.canceled_partitions)} canceled"),
             ("runs", f"{count(st.total_runs)}: {count(st.running_runs)} running · {count(st.queued_runs)} queued"),
             ("created", when(st.created_at)),
             ("ended", when(st.ended_at) + _took(st) if st.ended_at else "-")]
@@ -101,6 +104,7 @@ def print_status(repo: Backend, st: ac.BackfillStatus, hints: Hints) -> None:
         rows.append(("error", escape(first_line(st.error))))
     for label, value in rows:
         out.print(f"  {label:<11}{value}")
+    _by_workflow(out, st)
     _failed_runs(repo, st, out, hints)
     if st.status in ("failed", "canceled") and (st.failed_partitions or st.canceled_partitions):
         out.print(escape(hints.with_target("rerun the failed and canceled partitions: "
@@ -153,6 +157,29 @@ def backfill_table(found: Sequence[ac.BackfillStatus]) -> None:
                       count(st.completed_partitions), count(st.failed_partitions), count(st.canceled_partitions),
                       count(st.total_partitions), when(st.created_at))
     out.print(table)
+
+
+def _failed(st: ac.BackfillStatus, sep: str = ", ") -> str:
+    """``N failed``, and ``M upstream failed`` beside it when some partitions never ran because a key they need
+    failed (both together are ``failed_partitions``)."""
+    upstream = upstream_failed(st)
+    if not upstream:
+        return f"{count(st.failed_partitions)} failed"
+    return f"{count(st.failed_partitions - upstream)} failed{sep}{count(upstream)} upstream failed"
+
+
+def _by_workflow(out: Console, st: ac.BackfillStatus) -> None:
+    """A graph backfill's partitions per workflow, upstreams first: a table of what succeeded and failed."""
+    rows = per_workflow(st)
+    if not rows:
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("WORKFLOW", "DONE", "FAILED", "UPSTREAM FAILED", "CANCELED", "TOTAL"):
+        table.add_column(column, justify="left" if column == "WORKFLOW" else "right", no_wrap=True)
+    for w in rows:
+        table.add_row(escape(w.name), count(w.done), count(w.failed), count(w.upstream_failed), count(w.canceled),
+                      count(w.total))
+    out.print(Padding(table, (0, 0, 0, 2), expand=False))
 
 
 def _failed_runs(repo: Backend, st: ac.BackfillStatus, out: Console, hints: Hints) -> None:
@@ -209,7 +236,11 @@ def describe_request(request: Any) -> list[tuple[str, str]]:
     strategy = request.strategy
     shown = "the workflow's strategy" if strategy is None else strategy if isinstance(strategy, str) else \
         json.dumps(strategy)
-    rows = [("asked", what), ("rules", f"{shown} · reprocess {request.reprocess} · {request.order} · "
+    picked = request.selection or ([request.workflow] if request.workflow else [])
+    include = getattr(request, "include", "selection")
+    rows = [("selected", ", ".join(picked) + ("" if include == "selection" else f" · with {include}"))] \
+        if request.selection is not None or include != "selection" else []
+    rows += [("asked", what), ("rules", f"{shown} · reprocess {request.reprocess} · {request.order} · "
                                        f"{request.failure_policy} · max_concurrency {request.max_concurrency}")]
     for name in ("params", "config"):
         if getattr(request, name):
