@@ -248,8 +248,8 @@ def logical_time(*, submitted: datetime, tick: datetime | None = None,
     else the time it was ``submitted``. A malformed variable in the run's ``environ`` or the ``process``'s raises
     ``LogicalTimeError`` whatever decides the time (the run fails before any task starts): never a silent
     fallback."""
-    from_run = time_from_environ(environ or {})
-    from_process = time_from_environ(process or {})
+    from_run = time_from_environ(environ) if environ else None
+    from_process = time_from_environ(process) if process else None
     if tick is not None:
         return tick
     if window is not None:

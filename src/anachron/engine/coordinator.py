@@ -362,8 +362,12 @@ class Coordinator:
     def _forget(self, pending: list[RunOutcome]) -> None:
         """Outcomes the committed tick recorded (or refused for good) are no longer pending."""
         with self._results_lock:
-            done = {id(o) for o in pending}
-            self._results = [o for o in self._results if id(o) not in done]
+            n = len(pending)
+            if n and len(self._results) >= n and self._results[0] is pending[0] and self._results[n - 1] is pending[-1]:
+                del self._results[:n]  # the usual case: what the tick took is still the list's head
+            elif n:
+                done = {id(o) for o in pending}
+                self._results = [o for o in self._results if id(o) not in done]
         for o in pending:
             current = self._inflight.get(o.run_id)
             if current is not None and current.attempt == o.attempt:
