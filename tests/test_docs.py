@@ -4,6 +4,7 @@ site is built from docs/, so a link to ../src/... is dead there), and the YAML r
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -69,3 +70,24 @@ def test_the_readme_example_runs_as_printed(tmp_path):
     proc = subprocess.run([sys.executable, "flows.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "completed 91 0\n"
+
+
+def test_the_readmes_graph_builds_on_its_example_and_heals_as_told(tmp_path):
+    """The README's graph snippet, added to its twenty lines (it reuses ``days``), is a valid graph; the heal
+    command it prints runs exactly the missing hours, their days and their weeks (here: a dry run of it)."""
+    text = (ROOT / "README.md").read_text()
+    example = re.search(r"## In twenty lines\n\n```python\n(.*?)```", text, re.S).group(1)
+    graph = re.search(r"## A graph of workflows\n.*?```python\n(.*?)```", text, re.S).group(1)
+    command = re.search(r"```bash\n(anachron backfill create flows.py raw_events .*?)```", text, re.S).group(1)
+    head = example.split('if __name__ == "__main__":')[0]  # the definitions, without the backfill it runs
+    head = head.replace("workflows=[daily_sales]", "workflows=[daily_sales, raw_events, daily_summary, weekly_report]")
+    before, repo = head.split("repo = ", 1)
+    (tmp_path / "flows.py").write_text(before + graph + "\nrepo = " + repo)
+    args = command.replace("\\\n", " ").split()[1:] + ["--dry-run", "--output", "json"]
+    env = {"PATH": "/usr/bin:/bin", "ANACHRON_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    proc = subprocess.run([sys.executable, "-m", "anachron.cli", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    planned = json.loads(proc.stdout)["workflows"]  # nothing ran yet: every hour of March is missing
+    assert planned["raw_events"]["num_partitions"] == 743  # March 31st springs forward in Paris
+    assert planned["daily_summary"]["num_partitions"] == 31 and planned["weekly_report"]["num_partitions"] == 5
