@@ -31,6 +31,7 @@ String ``args`` (at any depth) are rendered as templates — one that is a singl
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -39,7 +40,7 @@ import re
 import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,46 +303,46 @@ def _log(field: Field, task_id: str, inputs: Iterable[str]) -> LogTask:
 
 # -- python callables ---------------------------------------------------------------------------------------
 
-def module_findable(module_name: str, flow_dir: str) -> bool:
-    """Whether ``module_name`` can be imported here (the flow's directory on ``sys.path`` meanwhile), found
-    without running it — only the packages above it are imported, as any import would."""
+@contextlib.contextmanager
+def _flow_dir_on_path(flow_dir: str) -> Iterator[None]:
+    """The flow file's directory appended to ``sys.path`` (unless there already) while a module is looked up
+    or imported; one lookup at a time, since ``sys.path`` is the process's."""
     with _sys_path_lock:
         added = flow_dir not in sys.path
         if added:
             sys.path.append(flow_dir)
+        try:
+            yield
+        finally:
+            if added:
+                try:
+                    sys.path.remove(flow_dir)
+                except ValueError:
+                    pass
+
+
+def module_findable(module_name: str, flow_dir: str) -> bool:
+    """Whether ``module_name`` can be imported here (the flow's directory on ``sys.path`` meanwhile), found
+    without running it — only the packages above it are imported, as any import would."""
+    with _flow_dir_on_path(flow_dir):
         try:
             return importlib.util.find_spec(module_name) is not None
         except (ImportError, ValueError):
             return False
         except Exception:  # noqa: BLE001 - a parent package that fails to import: its module cannot be found
             return False
-        finally:
-            if added:
-                try:
-                    sys.path.remove(flow_dir)
-                except ValueError:
-                    pass
 
 
 def resolve_callable(target: str, flow_dir: str, label: str) -> Callable[..., Any]:
     """Import ``package.module:attr`` (the flow's directory appended to ``sys.path`` meanwhile); an anachron task
     or workflow gives its function. ``FlowTaskError`` starting with ``label`` (``task load``) when that fails."""
     module_name, attribute = target.split(":")
-    with _sys_path_lock:
-        added = flow_dir not in sys.path
-        if added:
-            sys.path.append(flow_dir)
+    with _flow_dir_on_path(flow_dir):
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # noqa: BLE001 - whatever the module raises while importing
             raise FlowTaskError(f"{label}: cannot import module {module_name!r} for callable {target!r}: "
                                 f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            if added:
-                try:
-                    sys.path.remove(flow_dir)
-                except ValueError:
-                    pass
     obj: Any = module
     for part in attribute.split("."):
         try:
