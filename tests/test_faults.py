@@ -276,11 +276,11 @@ def test_the_commit_of_a_tick_is_all_or_nothing(sqlite_url, make_repo, monkeypat
     real = Session.start_runs
     failures = {"left": 3}
 
-    def flaky_start(self, run_ids, now):
+    def flaky_start(self, run_ids, owner, now):
         if failures["left"] > 0:
             failures["left"] -= 1
             raise RuntimeError("injected: the claim failed after runs were created")
-        return real(self, run_ids, now)
+        return real(self, run_ids, owner, now)
 
     monkeypatch.setattr(Session, "start_runs", flaky_start)
     result = repo.backfill(ff.quick, partition_keys=KEYS, max_concurrency=3)

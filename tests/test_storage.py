@@ -134,7 +134,7 @@ def test_queue_candidates_in_priority_then_age_order(storage):
 
 def test_start_only_moves_queued_runs(storage):
     write(storage, lambda s: s.insert_runs([run("q"), run("r", status="running"), run("f", status="failed")]))
-    assert write(storage, lambda s: (s.lock_queue(), s.start_runs(["q", "r", "f"], NOW))[1]) == {"q"}
+    assert write(storage, lambda s: (s.lock_queue(), s.start_runs(["q", "r", "f"], "me", NOW))[1]) == {"q"}
     q = read(storage, lambda s: s.get_run("q"))
     assert q.status == "running" and q.started_at == NOW
 
@@ -217,6 +217,42 @@ def test_requeue_and_reclaim_make_a_new_attempt(storage):
     assert read(storage, lambda s: s.get_run("b")).attempt == 2
 
 
+def test_a_claim_starts_only_the_runs_its_claimer_still_owns(storage, storage_url):
+    """A claimer frozen between reading the queue and starting what it chose (SIGSTOP, a long GC pause) may wake
+    after another process took those runs over (its lease had lapsed): it starts none of them, and they wait for
+    their new owner, who starts them. Before the start was guarded by the owner, the woken claimer started them
+    as running under the new owner, who never ran them: the PostgreSQL freeze trials' stall (1 in about 70)."""
+    write(storage, lambda s: s.insert_backfill(backfill("bf", status="in_progress")))
+    write(storage, lambda s: s.insert_runs([run(r, owner="stalled", backfill_id="bf") for r in ("q1", "q2")]))
+    successor = Storage(storage_url)
+
+    def take_over() -> None:
+        successor.run(lambda s: s.adopt_runs("me", NOW, frozenset({"me"}), backfill_ids=["bf"]))
+
+    def mine(s) -> list[str]:
+        return sorted(q.run_id for q in s.queued_runs(10, with_tags=False, now=NOW) if q.owner == "stalled")
+
+    def stalled_claim(s) -> tuple[list[str], set[str]]:
+        s.lock_queue()
+        chosen = mine(s)
+        take_over()  # PostgreSQL: the takeover is not held up by the claim's open transaction
+        return chosen, s.start_runs(chosen, "stalled", NOW)
+
+    try:
+        if storage_url.startswith("postgresql"):
+            chosen, started = write(storage, stalled_claim)
+        else:  # one writer at a time: the takeover comes between the claim's read and its write
+            chosen = read(storage, mine)
+            take_over()
+            started = write(storage, lambda s: s.start_runs(chosen, "stalled", NOW))
+    finally:
+        successor.close()
+    assert chosen == ["q1", "q2"] and started == set()
+    waiting = read(storage, lambda s: s.get_run("q1"))
+    assert (waiting.status, waiting.owner, waiting.attempt) == ("queued", "me", 1)
+    assert write(storage, lambda s: s.start_runs(["q1", "q2"], "me", NOW)) == {"q1", "q2"}
+
+
 def test_a_late_outcome_wins_until_the_next_attempt_starts(storage):
     """A run taken over from a stalled owner is queued again as attempt 2, held for a grace period; the
     outcome of attempt 1 (the stalled owner wakes, or its worker records it) is accepted until attempt 2
@@ -230,7 +266,7 @@ def test_a_late_outcome_wins_until_the_next_attempt_starts(storage):
     assert read(storage, lambda s: s.queued_runs(10, with_tags=False, now=NOW + 2.9)) == []  # in its grace
     waiting = read(storage, lambda s: s.queued_runs(10, with_tags=False, now=NOW + 3.0))
     assert {q.run_id for q in waiting} == {"late", "too-late"}
-    assert write(storage, lambda s: s.start_runs(["too-late"], NOW + 3)) == {"too-late"}
+    assert write(storage, lambda s: s.start_runs(["too-late"], "me", NOW + 3)) == {"too-late"}
     stale = {r: InFlight(1, "bf", 1) for r in ("late", "too-late")}
     recorded = write(storage, lambda s: s.record_outcomes(
         [Outcome("late", "success", attempt=1, ended_at=NOW + 1), Outcome("too-late", "success", attempt=1)],
@@ -239,7 +275,7 @@ def test_a_late_outcome_wins_until_the_next_attempt_starts(storage):
     late = read(storage, lambda s: s.get_run("late"))
     assert (late.status, late.attempt, late.ended_at) == ("success", 1, NOW + 1)
     assert read(storage, lambda s: s.get_backfill("bf")).completed == 1
-    assert write(storage, lambda s: s.start_runs(["late"], NOW + 5)) == set()  # never started again
+    assert write(storage, lambda s: s.start_runs(["late"], "me", NOW + 5)) == set()  # never started again
     assert read(storage, lambda s: s.get_run("too-late")).status == "running"
 
 

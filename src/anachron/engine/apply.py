@@ -63,7 +63,7 @@ def apply(d: Decisions, s: Session, owner: str, now: float, job_of: Callable[[Ru
         for o in s.finish_runs([Outcome(r, UPSTREAM_FAILED, why) for r, why, _ in d.upstream_failed], now):
             out.dropped.setdefault(of[o.run_id], []).append(o.run_id)
     if d.start:
-        out.started = s.start_runs(d.start, now)
+        out.started = s.start_runs(d.start, owner, now)
         missing = [r for r in d.start if r in out.started and r not in d.jobs]
         out.jobs.extend(d.jobs[r] for r in d.start if r in out.started and r in d.jobs)
         if missing:

@@ -117,8 +117,9 @@ class RunStore(Protocol):
     def running_runs(self, with_tags: bool) -> list[ActiveRun]:
         ...
 
-    def start_runs(self, run_ids: Sequence[str], now: float) -> set[str]:
-        """Move queued runs to running; returns the ids that moved (not one finished meanwhile)."""
+    def start_runs(self, run_ids: Sequence[str], owner: str, now: float) -> set[str]:
+        """Move queued runs ``owner`` owns to running; returns the ids that moved (not one finished meanwhile,
+        nor one another process took over since the claim read it: its claimer froze between the two)."""
         ...
 
     def record_outcomes(self, outcomes: Sequence[Outcome], owner: str, inflight: Mapping[str, InFlight],

@@ -180,11 +180,12 @@ class RunRows(SqlRows):
         rows = self._st.running.execute(self.cursor).fetchall()
         return [ActiveRun(r[0], r[1], tags_of(r[2]) if with_tags else EMPTY_TAGS, keys_of(r[3], r[4])) for r in rows]
 
-    def start_runs(self, run_ids: Sequence[str], now: float) -> set[str]:
-        """Move queued runs to running; returns the ids that moved (not one finished meanwhile)."""
+    def start_runs(self, run_ids: Sequence[str], owner: str, now: float) -> set[str]:
+        """Move queued runs ``owner`` owns to running; returns the ids that moved (not one finished meanwhile,
+        nor one another process took over since the claim read it)."""
         if not run_ids:
             return set()
-        return {row[0] for row in self._st.start_many.returning(self.cursor, run_ids, head=(now,))}
+        return {row[0] for row in self._st.start_many.returning(self.cursor, run_ids, head=(now, owner))}
 
     # -- finishing runs ----------------------------------------------------------------------------
     def record_outcomes(self, outcomes: Sequence[Outcome], owner: str, inflight: Mapping[str, InFlight],

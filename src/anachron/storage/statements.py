@@ -11,6 +11,7 @@ passes, in the order the caller names them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any, cast
 
@@ -151,7 +152,8 @@ class Batch:
         for i in range(0, len(rows), self._max_rows):
             chunk = rows[i:i + self._max_rows]
             sql = self.sql(len(chunk))
-            values = [*head, *(v for row in chunk for v in row)] if self._width > 1 else [*head, *chunk]
+            values = list(head)  # one flat list of parameters (chain: C speed; a row's values in order)
+            values.extend(chain.from_iterable(chunk) if self._width > 1 else chunk)
             try:
                 cursor.execute(sql, values)
             except Exception as exc:
@@ -208,9 +210,12 @@ class Statements:
             f"RETURNING {r}.run_id, {r}.backfill_id"))
         #: queued runs to running, in one statement; returns the ids it started (a run finished meanwhile by
         #: a late outcome is not)
+        #: queued runs started by their owner: a claim read before another process took them over (the
+        #: claimer froze between its read and this write) starts nothing
         self.start_many = Batch(dialect, 1, lambda n, group: (
             f"UPDATE {r} SET status = '{RUNNING}', started_at = {{p}}, not_before = NULL "
-            f"WHERE status IN {_in(started_from)} AND run_id IN ({', '.join(['{p}'] * n)}) RETURNING run_id"))
+            f"WHERE status IN {_in(started_from)} AND owner = {{p}} AND run_id IN ({', '.join(['{p}'] * n)}) "
+            f"RETURNING run_id"))
         finish = update(runs).values(status=b("st"), error=b("err"), ended_at=b("end"),
                                      started_at=func.coalesce(b("begin"), runs.c.started_at))
         #: an outcome from the executor of the current attempt (guarded by attempt and owner)
