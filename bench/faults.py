@@ -3,6 +3,7 @@
     .venv/bin/python bench/faults.py                       # 1,000 trials, SQLite and PostgreSQL, 2 at a time
     .venv/bin/python bench/faults.py --trials 200 --jobs 3 --seed 5 --backends sqlite
     .venv/bin/python bench/faults.py --no-write            # print the tally only
+    .venv/bin/python bench/faults.py --trials 300 --backends postgresql --faults stop_leader,stop_server --no-write
 
 Each trial is one fault striking a 4-partition backfill led by real processes (see tests/faults/trials.py). The
 tally counts, per fault and in total: trials, partitions whose code completed twice (and in how many trials),
@@ -68,7 +69,7 @@ def section(outcomes: list[trials.Outcome], args: argparse.Namespace, seconds: f
     partial = "" if len(outcomes) >= args.trials else f" (interim: {len(outcomes):,} of the {args.trials:,} planned)"
     median = statistics.median(o.seconds for o in outcomes)
     command = (f".venv/bin/python bench/faults.py --trials {args.trials} --jobs {args.jobs} --seed {args.seed} "
-               f"--backends {','.join(args.backends)}")
+               f"--backends {','.join(args.backends)}" + (f" --faults {','.join(args.faults)}" if args.faults else ""))
     return "\n".join([
         START,
         "## Fault soak (`bench/faults.py`)",
@@ -110,11 +111,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--backends", type=lambda s: tuple(s.split(",")), default=("sqlite", "postgresql"))
+    parser.add_argument("--faults", type=lambda s: tuple(s.split(",")), default=(),
+                        help="only these faults (names in tests/faults/trials.py), e.g. stop_leader,stop_server")
     parser.add_argument("--no-write", action="store_true", help="print the tally, leave bench/README.md alone")
     parser.add_argument("--every", type=int, default=50, help="write an interim tally every N trials")
     args = parser.parse_args()
     pg = os.environ.get("ANACHRON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    plan = trials.plan(args.trials, args.seed, args.backends)
+    plan = trials.plan(args.trials, args.seed, args.backends, args.faults)
     started = time.monotonic()
     done: list[trials.Outcome] = []
 

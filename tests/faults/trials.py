@@ -142,10 +142,13 @@ def check(outcome: Outcome) -> list[str]:
     return problems
 
 
-def plan(count: int, seed: int, backends: tuple[str, ...]) -> list[Trial]:
-    """``count`` trials, faults and backends in a seeded, balanced order (each fault of each backend in turn)."""
+def plan(count: int, seed: int, backends: tuple[str, ...], faults: tuple[str, ...] = ()) -> list[Trial]:
+    """``count`` trials, faults and backends in a seeded, balanced order (each fault of each backend in turn);
+    ``faults``: only these (default: every fault of each backend)."""
     rng = random.Random(seed)
-    kinds = [(b, f) for b in backends for f in FAULTS[b]]
+    kinds = [(b, f) for b in backends for f in FAULTS[b] if not faults or f in faults]
+    if not kinds:
+        raise ValueError(f"no fault of {faults} applies to {backends}: see trials.FAULTS")
     trials = []
     while len(trials) < count:
         rng.shuffle(kinds)
