@@ -3,6 +3,7 @@ test says the time has passed, not after real seconds — these run in milliseco
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 
@@ -65,7 +66,8 @@ def owner(repo, backfill_id):
     return repo.storage.run(lambda s: s.get_backfill(backfill_id), write=False).owner
 
 
-def test_a_lease_lapses_when_the_clock_says_so_and_a_late_outcome_wins_the_grace(sqlite_url, make_repo):
+def test_a_lease_lapses_when_the_clock_says_so_and_a_late_outcome_wins_the_grace(sqlite_url, make_repo, caplog):
+    caplog.set_level(logging.INFO, logger="anachron")
     clock = ManualClock()
     leader = make_repo([gated], storage=sqlite_url, executor=ac.InProcessExecutor(2), clock=clock,
                        lease_seconds=LEASE)
@@ -84,6 +86,9 @@ def test_a_lease_lapses_when_the_clock_says_so_and_a_late_outcome_wins_the_grace
     assert wait_for(lambda: owner(leader, result.backfill_id) not in (None, leader_id), timeout=5)
     held = [r for r in follower.list_runs(backfill_id=result.backfill_id) if r.attempt == 2]
     assert len(held) == 2 and {r.status for r in held} == {"queued"}  # again, as attempt 2: held for the grace
+    took = [r.getMessage() for r in caplog.records if r.getMessage().startswith("took backfill")]
+    assert took == [f"took backfill {result.backfill_id} over from {leader_id} (its lease lapsed): 2 running run(s) "
+                    f"queued again as a new attempt after {takeover_grace(LEASE):.1f} s, 2 queued run(s) moved here"]
     assert not wait_for(lambda: any(follower.get_run(r.run_id).status != "queued" for r in held), timeout=0.3)
 
     GATE.set()  # the runs the frozen leader was running finish: their outcomes wait in its memory

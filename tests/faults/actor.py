@@ -9,6 +9,7 @@ backfill created over HTTP is started by the runner directly).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -27,6 +28,12 @@ def repository(url: str, lease: float) -> ac.CodeRepository:
 
 
 if __name__ == "__main__":
+    # the engine's notices (a takeover, a lapsed lease, a worker recording for its stalled coordinator) go to the
+    # trial's log, whose last lines a failed trial reports
+    notices = logging.StreamHandler(sys.stderr)
+    notices.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s: %(message)s"))
+    logging.getLogger("anachron").addHandler(notices)
+    logging.getLogger("anachron").setLevel(logging.INFO)
     command, url = sys.argv[1], sys.argv[2]
     if command == "lead":
         directory, keys, seconds, lease = sys.argv[3], sys.argv[4].split(","), float(sys.argv[5]), float(sys.argv[6])

@@ -51,7 +51,12 @@ def take_over(s: Session, *, owner: str, registry: WorkflowRegistry, backfills: 
         if not s.acquire_backfill(backfill_id, owner, live, now):
             continue  # someone alive leads it: asked again later
         out.handled.add(backfill_id)
-        out.requeued += len(s.adopt_runs(owner, now, live, backfill_ids=[backfill_id], grace=grace).requeued)
+        adopted = s.adopt_runs(owner, now, live, backfill_ids=[backfill_id], grace=grace)
+        out.requeued += len(adopted.requeued)
+        if record.owner is not None and record.owner != owner:
+            log.info("took backfill %s over from %s (its lease lapsed): %d running run(s) queued again as a new "
+                     "attempt after %.1f s, %d queued run(s) moved here", backfill_id, record.owner,
+                     len(adopted.requeued), grace, len(adopted.moved))
         try:
             stored, plan = rebuild_plan(record, registry, None)
         except (PlanChanged, ValueError, LookupError) as exc:
