@@ -126,6 +126,8 @@ def main() -> None:
         problems = trials.check(outcome)
         print(f"[{len(done)}/{len(plan)}] {outcome.trial} {outcome.seconds:.1f}s twice={outcome.twice} "
               f"{'FAIL ' + str(problems) if problems else 'ok'}", flush=True)
+        for line in outcome.log_tail if problems else ():  # the runs as stored, and what the processes said last
+            print(f"    {line}", flush=True)
         if not args.no_write and len(done) % args.every == 0 and len(done) < len(plan):
             write(section(list(done), args, time.monotonic() - started))  # an interim tally survives a stop
 

@@ -43,15 +43,19 @@ __all__ = ["DEFAULT_URL", "SavepointNeeded", "Storage", "StorageError", "Storage
 
 
 class Storage:
-    def __init__(self, url: str | None = None, patience: float = DEFAULT_PATIENCE):
+    def __init__(self, url: str | None = None, patience: float = DEFAULT_PATIENCE, migrate: bool = True):
         """Open (and migrate) the database; a database that cannot be reached for a moment (restarting, not
-        accepting connections) is waited for, up to ``patience`` seconds."""
-        from .engine import Database, migrate
+        accepting connections) is waited for, up to ``patience`` seconds. ``migrate=False``: the schema is known
+        to be current (a worker process, whose coordinator opened it): no look at the migration scripts."""
+        from .engine import Database
+        from .engine import migrate as bring_up_to_date
 
         self.url = normalize_url(url or default_url())
         self.db: Database = Database(self.url)
+        if not migrate:
+            return
         try:
-            self._retrying(lambda: migrate(self.db.engine), patience)
+            self._retrying(lambda: bring_up_to_date(self.db.engine), patience)
         except BaseException:
             self.db.dispose()
             raise

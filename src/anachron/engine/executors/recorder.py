@@ -7,7 +7,10 @@ So a worker watches its coordinator's lease deadline (the fence, in shared memor
 for half a lease (a live coordinator moves it every third of one), the worker records the outcomes it
 reported recently, and every later one, itself. Each write is guarded like the coordinator's — only the
 attempt that ran, of a run still active or queued again but not restarted (``anachron.lifecycle``) — so an
-outcome the coordinator did record is refused, never counted twice.
+outcome the coordinator did record is refused, never counted twice. Storage is opened ahead, once a renewal
+is late (0.4 of a lease): importing the database driver can take a second on a loaded machine, and the
+outcomes must be written before the process that takes over starts their runs again (a lease plus
+``lifecycle.takeover_grace`` after the last renewal).
 
 What stays at least once: a run whose worker is killed between finishing and recording runs again.
 """
@@ -34,6 +37,7 @@ PATIENCE = 2.0  # seconds one write is retried (storage may be out of reach: the
 #: at most ``MAX_PREFETCH_PER_WORKER`` + 1, and a tick's worth more), so memory stays flat at any rate
 KEPT = 1024
 GIVE_UP_AFTER_LEASES = 3  # an outcome not written after this many leases is left to the coordinator
+OPEN_AFTER = 0.4  # of a lease without a renewal (one is due every third): storage is opened, ready to write
 
 
 class _Finished(NamedTuple):
@@ -89,7 +93,13 @@ class Recorder:
                 self._fence = (fence, now)
                 self.stalled = False
                 return
-            if self.stalled or fence <= 0 or now - self._fence[1] < self._stall_after:
+            if self.stalled or fence <= 0:
+                return
+            late = now - self._fence[1]
+            if late < self._stall_after:
+                if late >= OPEN_AFTER * self._lease and self._recent and self._thread is None:
+                    self._start()  # a renewal is late: the writer opens storage now, to be ready if it stalls
+                    self._wake.set()
                 return
             self.stalled = True
             self._pending.extend(self._recent)
@@ -108,6 +118,11 @@ class Recorder:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if self._storage is None:
+                try:
+                    self._open()
+                except Exception:  # noqa: BLE001 - not reachable now: the write below says so, and retries
+                    log.debug("worker: could not open storage ahead", exc_info=True)
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -141,5 +156,5 @@ class Recorder:
             from ...storage import Storage
 
             assert self._url is not None
-            self._storage = Storage(self._url)
+            self._storage = Storage(self._url, migrate=False)  # its coordinator migrated it: no time lost here
         return self._storage
