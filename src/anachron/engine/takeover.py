@@ -50,12 +50,15 @@ def take_over(s: Session, *, owner: str, registry: WorkflowRegistry, backfills: 
             continue
         if not s.acquire_backfill(backfill_id, owner, live, now):
             continue  # someone alive leads it: asked again later
+        # read it again now that its row is ours (locked until the tick commits): a pause or cancel that
+        # committed after the first read must not be undone by moving the status read before it
+        previous, record = record.owner, s.get_backfill(backfill_id) or record
         out.handled.add(backfill_id)
         adopted = s.adopt_runs(owner, now, live, backfill_ids=[backfill_id], grace=grace)
         out.requeued += len(adopted.requeued)
-        if record.owner is not None and record.owner != owner:
+        if previous is not None and previous != owner:
             log.info("took backfill %s over from %s (its lease lapsed): %d running run(s) queued again as a new "
-                     "attempt after %.1f s, %d queued run(s) moved here", backfill_id, record.owner,
+                     "attempt after %.1f s, %d queued run(s) moved here", backfill_id, previous,
                      len(adopted.requeued), grace, len(adopted.moved))
         try:
             stored, plan = rebuild_plan(record, registry, None)
