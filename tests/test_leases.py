@@ -105,6 +105,50 @@ def test_a_lease_lapses_when_the_clock_says_so_and_a_late_outcome_wins_the_grace
     assert {r.attempt for r in runs} == {1}  # the late outcomes were kept: no second attempt ran
 
 
+def test_a_backfill_taken_over_in_the_tick_that_records_one_of_its_runs_counts_that_run_once(sqlite_url, make_repo):
+    """A process runs one run of a backfill whose leader froze (it adopted the run to wait for it), and is then
+    asked to lead the backfill: the tick that records that run's outcome is the tick that takes the backfill
+    over. The runs still active are counted once: before, the takeover counted the active runs after this
+    tick's outcome was recorded and the tick subtracted the outcome again, so the backfill looked idle, ended
+    ``canceled`` with a run still queued, and that run never started (the fault soak's backfill that ended
+    canceled)."""
+    clock = ManualClock()
+    dead = make_repo([gated], storage=sqlite_url, executor=ac.InProcessExecutor(2), clock=clock,
+                     lease_seconds=LEASE)
+    heir = make_repo([gated], storage=sqlite_url, executor=ac.InProcessExecutor(2), clock=clock,
+                     lease_seconds=LEASE)
+    backfill_id = dead.backfill(gated, partition_keys=KEYS[:2], max_concurrency=2, block=False).backfill_id
+    wait_until(lambda: len(dead.list_runs(backfill_id=backfill_id, status="running")) == 2)
+    first = sorted(dead.list_runs(backfill_id=backfill_id), key=lambda r: r.partition_key)[0]
+    thaw_dead = freeze(dead)
+    try:
+        threading.Thread(target=lambda: heir.wait_run(first.run_id, 30), daemon=True).start()
+        let_time_pass(clock, LEASE + 1, heir)  # the leader's lease lapses: the heir adopts the run it waits for
+        wait_until(lambda: heir.get_run(first.run_id).attempt == 2)
+        let_time_pass(clock, takeover_grace(LEASE), heir)
+        wait_until(lambda: heir.get_run(first.run_id).status == "running")  # its attempt 2, here
+
+        thaw_heir = freeze(heir)
+        GATE.set()  # the run finishes: its outcome waits for the heir's next tick ...
+        coordinator = heir._coordinator
+        wait_until(lambda: len(coordinator._results) == 1)
+        waited: dict = {}
+        waiter = threading.Thread(target=lambda: waited.update(s=heir.wait_backfill(backfill_id, 30)))
+        waiter.start()  # ... and so does the request to lead the backfill
+        wait_until(lambda: backfill_id in coordinator._adopt_backfills)
+        thaw_heir.set()
+        wait_until(lambda: backfill_id not in coordinator._adopt_backfills)  # the tick that took it over ran
+        status = heir.get_backfill(backfill_id)
+        assert (status.status, status.completed_partitions) == ("in_progress", 1), status  # one run still to do
+        assert owner(heir, backfill_id) == coordinator.worker_id
+        let_time_pass(clock, takeover_grace(LEASE), heir)
+        waiter.join(30)
+    finally:
+        thaw_dead.set()
+    assert waited["s"].status == "completed" and waited["s"].completed_partitions == 2
+    assert {r.status for r in heir.list_runs(backfill_id=backfill_id)} == {"success"}
+
+
 class PauseAfterRead:
     """A storage session after whose first read of a backfill a pause from another process commits — or tries
     to: it waits while the row is locked. On PostgreSQL (READ COMMITTED) a plain read holds nothing up."""

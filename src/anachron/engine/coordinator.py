@@ -310,6 +310,9 @@ class Coordinator:
                                   runs=wanted_runs, leading=led, live=s.live_worker_ids(self.engine.wall()),
                                   now=now, grace=self.grace)
                 led.update(taken.led)
+                # what it newly leads was counted after this tick's outcomes were recorded, which the tick
+                # subtracts again: read counts as a refresh does (it adds them back), or a run is counted out twice
+                refresh = refresh or bool(taken.led)
             snap, gone = snapshot.read(
                 s, owner=self.worker_id, registry=self.engine.registry, log_limit=self.engine.log_limit, led=led,
                 outcomes=recorded, refresh=refresh, cancel_poll=poll, capacity=capacity,
