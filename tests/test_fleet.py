@@ -103,7 +103,9 @@ def test_three_daemons_the_leader_killed_the_others_finish_everything(pg_url, fl
     api.close()
     times = [r.scheduled_time for r in runs]
     assert len(times) == len(set(times)) >= ticks_then + 3
-    assert all(b - a == timedelta(minutes=1) for a, b in zip(times, times[1:])), times  # none missed
+    assert all(b - a == timedelta(minutes=1) for a, b in zip(times, times[1:])), (  # none missed
+        [t.strftime("%H:%M") for t in times], [line for log in logs for line in log.read_text().splitlines()
+                                              if "tick" in line or "lead" in line])
     assert all(r.status == "success" for r in runs), [(r.scheduled_time, r.status, r.error) for r in runs]
     written = Counter(t for t, attempt, _ in lines(tmp_path / "ticks"))
     assert set(written) == {t.isoformat() for t in times}

@@ -4,14 +4,28 @@
 then sleeps ``$TICK_SLEEP`` seconds (so a test can kill its daemon mid-run). ``report`` is a half-hourly
 schedule for the CLI's schedule commands. The repository's short lease lets a surviving daemon take over a
 killed one's runs within seconds.
+
+With ``$CLOCK_SPEED`` set, schedule time runs that many times faster than real time from the real instant
+``$CLOCK_EPOCH`` on (when it was ``$CLOCK_START``), in every process alike (``clock_now``), so a test sees
+``* * * * *`` tick every few seconds.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timedelta, timezone
 
 import anachron as ac
+
+SPEED = float(os.environ.get("CLOCK_SPEED", "0") or 0)
+EPOCH = float(os.environ.get("CLOCK_EPOCH", "0") or time.time())
+START = datetime.fromtimestamp(float(os.environ.get("CLOCK_START", "0") or EPOCH), timezone.utc)
+
+
+def clock_now() -> datetime:
+    """Schedule time: with ``$CLOCK_SPEED``, real time sped up from ``$CLOCK_EPOCH`` on."""
+    return START + timedelta(seconds=(time.time() - EPOCH) * SPEED)
 
 
 @ac.workflow(schedule=ac.Schedule("* * * * *"))
@@ -34,4 +48,5 @@ def daily():
     pass
 
 
-repo = ac.CodeRepository([minutely, report, daily], executor=ac.LocalExecutor(max_workers=2), lease_seconds=3)
+repo = ac.CodeRepository([minutely, report, daily], executor=ac.LocalExecutor(max_workers=2), lease_seconds=3,
+                       clock=clock_now if SPEED else None)

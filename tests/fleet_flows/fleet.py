@@ -4,6 +4,9 @@ Time runs fast here: every process maps the same real instant (``$FLEET_EPOCH``)
 ``SPEED`` schedule seconds pass per real second, so ``* * * * *`` ticks every ``60 / SPEED`` real seconds
 in every daemon alike. ``minutely`` appends ``<tick> <attempt> <pid>`` to ``$FLEET_DIR/ticks``; ``daily``
 (backfilled) appends ``<key> <attempt>`` to ``$FLEET_DIR/keys``.
+
+``minutely`` buffers overlapping ticks: under the default ``overlap="skip"`` the tick after a kill is skipped
+while the killed daemon's run is still active (it is retried), and the test means to see every tick run.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def _append(name: str, line: str) -> None:
             f.write(line + "\n")
 
 
-@ac.workflow(schedule=ac.Schedule("* * * * *", recover_missed="all"))
+@ac.workflow(schedule=ac.Schedule("* * * * *", recover_missed="all", overlap="buffer"))
 def minutely():
     ctx = ac.context()
     _append("ticks", f"{ctx.scheduled_time.isoformat()} {ctx.attempt} {os.getpid()}")
