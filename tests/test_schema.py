@@ -54,6 +54,9 @@ def test_the_head_is_read_without_alembic_only_off_one_line_of_history(tmp_path)
     merge = _scripts(tmp_path / "merge", ("0001", None), ("0002", "0001"), ("0003", "0001"))
     (merge / "0004_x.py").write_text('revision = "0004"\ndown_revision = ("0002", "0003")\n')
     assert linear_head(merge) is None  # a merge's tuple is Alembic's to read
+    typed = _scripts(tmp_path / "typed", ("0001", None))
+    (typed / "0002_x.py").write_text('revision: str = "0002"\r\ndown_revision: Union[str, None] = "0001"\r\n')
+    assert linear_head(typed) == "0002"  # Alembic's newer template annotates them
 
 
 def test_opening_a_current_database_does_not_import_alembic(tmp_path):
