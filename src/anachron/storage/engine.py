@@ -112,10 +112,10 @@ def linear_head(versions: Path) -> str | None:
             continue
         if set(found) != {"revision", "down_revision"} or found["revision"] == "None":
             return None
-        revision, down = (None if v == "None" else v[1:-1] for v in (found["revision"], found["down_revision"]))
-        if revision is None or revision in before:
+        revision, down = found["revision"][1:-1], found["down_revision"]
+        if revision in before:
             return None
-        before[revision] = down
+        before[revision] = None if down == "None" else down[1:-1]
     heads = set(before) - set(before.values())
     if len(heads) != 1 or list(before.values()).count(None) != 1:
         return None
