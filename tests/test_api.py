@@ -32,7 +32,7 @@ FLOWS_DIR = Path(__file__).parent / "api_flows"
 PY_FLOWS = str(FLOWS_DIR / "api_workflows.py")
 API = "/api/v1"
 FINISHED = ("completed", "failed", "canceled")
-WORKFLOWS = {"daily", "grid", "slow", "hello", "sleepy", "hourly"}
+WORKFLOWS = {"daily", "grid", "gated", "slow", "hello", "sleepy", "hourly"}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -293,18 +293,21 @@ def test_every_strategy_form(client, local_repo, name):
                                 ["date=2024-01-03|region=us", "date=2024-01-03|region=eu"]]
 
 
-def test_backfill_runs_to_completion_with_tags_priority_and_batches(client):
-    tag = uuid.uuid4().hex[:8]
-    created = create(client, {"workflow": "grid", "partition_range": {"dimensions": {"date": {
+def test_backfill_runs_to_completion_with_tags_priority_and_batches(client, tmp_path):
+    tag, gate = uuid.uuid4().hex[:8], tmp_path / "go"
+    created = create(client, {"workflow": "gated", "partition_range": {"dimensions": {"date": {
         "from": "2024-01-05", "to": "2024-01-06"}}}, "strategy": {"batched": 4}, "max_concurrency": 3,
-        "tags": [{"key": "case", "value": tag}], "order": "newest_first"})
+        "tags": [{"key": "case", "value": tag}], "order": "newest_first", "params": {"gate": str(gate)}})
+    # the runs wait for the gate, so the answer shows the backfill live, before any of them can finish
     assert created["is_dry_run"] is False and created["status"] in ("requested", "in_progress")
+    gate.touch()
     assert created["num_partitions"] == 6 and created["num_runs"] == 2
     assert created["plan"][0][0] == "date=2024-01-06|region=asia"  # newest first: the key order reversed
     status = wait_backfill(client, created["backfill_id"])
     assert status["status"] == "completed" and status["completed_partitions"] == 6, status
-    assert status["tags"] == [["case", tag]] and list(status["workflows"]) == ["grid"] and status["total_runs"] == 2
-    assert status["workflows"]["grid"] == {"total": 6, "completed": 6, "failed": 0, "upstream_failed": 0, "canceled": 0}
+    assert status["tags"] == [["case", tag]] and list(status["workflows"]) == ["gated"] and status["total_runs"] == 2
+    assert status["workflows"]["gated"] == {"total": 6, "completed": 6, "failed": 0, "upstream_failed": 0,
+                                            "canceled": 0}
     assert status["run_ids"] == [] and status["ended_at"] is not None  # run ids only when asked for
     full = ok(client.get(f"{API}/backfills/{created['backfill_id']}", params={"include_run_ids": True}))
     runs = ok(client.get(f"{API}/runs", params={"backfill_id": created["backfill_id"]}))

@@ -5,6 +5,8 @@ the server builds one repository of both with a ``LocalExecutor`` (worker proces
 
 - ``daily``: 60 daily partitions (January and February 2024); ``fail`` names keys whose run fails.
 - ``grid``: 10 days x 3 regions (``date=2024-01-01|region=us``), for dimension selections and strategies.
+- ``gated``: the grid's partitions; each run waits (up to 30 s) until the file ``gate`` names exists, so a test
+  sees its backfill before any run can finish.
 - ``slow``: the daily partitions, each run taking ``seconds`` (in short task calls, so a cancel stops it).
 - ``hello``: no partitions; logs ``lines`` lines. ``sleepy``: no partitions, runs ``seconds``.
 - ``hourly``: a Python workflow with two schedules (Kestra's namespace for it is this module's name).
@@ -12,6 +14,7 @@ the server builds one repository of both with a ``LocalExecutor`` (worker proces
 
 from __future__ import annotations
 
+import os
 import time
 
 import anachron as ac
@@ -46,6 +49,14 @@ def grid():
     return ac.context().partition_keys
 
 
+@ac.workflow(partitions=GRID)
+def gated(gate: str):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        nap(0.02)
+    return ac.context().partition_keys
+
+
 @ac.workflow(partitions=DAYS)
 def slow(seconds: float = 0.2):
     _sleep(seconds)
@@ -71,4 +82,5 @@ def hourly(region: str = "us"):
     return region
 
 
-repo = ac.CodeRepository([daily, grid, slow, hello, sleepy, hourly], executor=ac.InProcessExecutor(max_workers=4))
+repo = ac.CodeRepository([daily, grid, gated, slow, hello, sleepy, hourly],
+                         executor=ac.InProcessExecutor(max_workers=4))
