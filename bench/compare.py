@@ -6,7 +6,9 @@
 ``bench_backfill.py`` then runs alternately on the other commit's code and on this one's (``PYTHONPATH`` picks
 the ``src`` each process imports; both run this checkout's benchmark script), ``--rounds`` times each (3 by
 default), so a busy moment of a shared machine slows both sides alike. Prints, per case, each side's median
-and the ratio this / other (higher is better for rates, lower for times).
+(with its lowest and highest round), the ratio this / other of the medians, and the median of each round's own
+ratio (``paired``: less moved by the machine's speed drifting over the run). Higher is better for rates,
+lower for times.
 """
 
 from __future__ import annotations
@@ -55,10 +57,20 @@ def main(argv: list[str]) -> None:
                 key = next((k for k in RATE_KEYS if k in mine[0]), "ms" if "ms" in mine[0] else "seconds")
                 a = statistics.median(r[key] for r in theirs)
                 b = statistics.median(r[key] for r in mine)
-                print(f"{case}: {key} {rev}={a:,.1f} this={b:,.1f} ratio={b / a:.3f}", flush=True)
+                # a round's two runs are seconds apart, the first and last rounds minutes: a round's own ratio
+                # moves less with the machine's speed drifting than the ratio of the medians does
+                paired = statistics.median(m[key] / t[key] for m, t in zip(mine, theirs))
+                print(f"{case}: {key} {rev}={a:,.1f} [{_spread(theirs, key)}] this={b:,.1f} [{_spread(mine, key)}] "
+                      f"ratio={b / a:.3f} paired={paired:.3f}", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False,
                            capture_output=True)
+
+
+def _spread(results: list[dict], key: str) -> str:
+    """The lowest and highest of one side's rounds."""
+    values = sorted(r[key] for r in results)
+    return f"{values[0]:,.1f}..{values[-1]:,.1f}"
 
 
 if __name__ == "__main__":
