@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import select
 import signal
 import socket
 import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from ...clock import SYSTEM_CLOCK
@@ -57,6 +57,8 @@ class LocalExecutor(Executor):
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._fence: Any = None
+        self._poller = select.poll()  # the dispatcher's: the wake-up socket and the workers' pipes
+        self._polled: dict[int, Any] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -124,8 +126,7 @@ class LocalExecutor(Executor):
     def _dispatch(self) -> None:
         try:
             while not self._stopping:
-                readable = wait_any([self._wake_r] + [s.conn for s in self._slots if s.conn is not None],
-                                    timeout=self._next_timer())
+                readable = self._wait(self._next_timer())
                 if self._wake_r in readable:
                     try:
                         while self._wake_r.recv(4096):
@@ -145,6 +146,20 @@ class LocalExecutor(Executor):
         finally:
             for slot in self._slots:
                 self._stop_slot(slot)
+
+    def _wait(self, timeout: float) -> set[Any]:
+        """The wake-up socket and the workers' pipes that have something to read (or were closed), waiting up
+        to ``timeout`` seconds. One poll object, registered anew only when a worker was replaced: building a
+        selector for every wait (``multiprocessing.connection.wait``) costs more than the wait."""
+        ends = {self._wake_r.fileno(): self._wake_r}
+        ends.update((s.conn.fileno(), s.conn) for s in self._slots if s.conn is not None)
+        if ends.keys() != self._polled.keys():
+            for fd in self._polled.keys() - ends.keys():
+                self._poller.unregister(fd)
+            for fd in ends.keys() - self._polled.keys():
+                self._poller.register(fd, select.POLLIN)
+        self._polled = ends
+        return {ends[fd] for fd, _ in self._poller.poll(timeout * 1000)}
 
     def _run_commands(self) -> None:
         while self._commands:
@@ -175,7 +190,7 @@ class LocalExecutor(Executor):
 
     def _receive(self, slot: _Slot, results: list[RunOutcome]) -> None:
         try:
-            while slot.conn is not None and slot.conn.poll():
+            while slot.conn is not None and slot.incoming is not None and slot.incoming.poll(0):
                 message = slot.conn.recv()
                 kind = message[0]
                 if kind == "results":
@@ -315,6 +330,8 @@ class LocalExecutor(Executor):
         slot.process.start()
         child_conn.close()
         slot.conn = parent_conn
+        slot.incoming = select.poll()  # whether the worker sent more (its pipe's ``poll()`` builds a selector)
+        slot.incoming.register(parent_conn.fileno(), select.POLLIN)
 
     def _kill(self, slot: _Slot, reason: str, token: int | None = None) -> None:
         slot.kill_reason, slot.kill_token = reason, token
@@ -338,6 +355,7 @@ class _Slot:
         self.index = index
         self.process: Any = None
         self.conn: Any = None
+        self.incoming: Any = None  # a poll object on ``conn``
         self.current: Any = None
         self.done: Any = None
         self.cancel: Any = None  # the token of a running job canceled cooperatively
@@ -357,7 +375,7 @@ class _Slot:
                 self.conn.close()
             except OSError:
                 pass
-        self.process = self.conn = None
+        self.process = self.conn = self.incoming = None
         self.inflight = OrderedDict()
         self.deadline = self.stoppable = self.killing = self.kill_reason = self.kill_token = None
         self.cancel_by = {}
