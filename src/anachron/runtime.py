@@ -73,7 +73,7 @@ class RunOutcome(NamedTuple):
         with ``surrogateescape``, a NUL byte) must not make the transaction recording it fail, for it
         would fail again on every retry and hold up every other run's outcome."""
         logs = self.logs
-        if not all(storable(message) is message for _, _, message in logs):
+        if logs and not all(storable(message) is message for _, _, message in logs):
             logs = tuple((ts, level, storable(message)) for ts, level, message in logs)
         failed = self.failed_partitions
         if failed and not all(storable(v) is v for v in failed.values()):

@@ -162,10 +162,9 @@ class LedBackfill:
         priority, backfill_id = self.stored.priority, self.backfill_id
         rows = []
         jobs: dict[str, RunJob] = {}
-        for index, run in enumerate(planned, cursor):
+        for index, (run, bounds) in enumerate(zip(planned, windows), cursor):
             params_json, tags_json, params, tags, ref, zone = self._shared_of(run.workflow, registry)
             keys = run.keys
-            bounds = windows.get(run)
             window = None
             row_keys = keys
             if run.scheduled_time is not None:  # a tick: the partition that ended by it, as the live tick runs
@@ -187,22 +186,23 @@ class LedBackfill:
         return rows, jobs
 
     @staticmethod
-    def _windows(planned: list[PlannedRun], registry: WorkflowRegistry) -> dict[PlannedRun, tuple[float, float]]:
-        """Each partition run's time span (from its first key's start to its last key's end), computed in
-        bulk per workflow."""
-        spans: dict[PlannedRun, tuple[float, float]] = {}
-        by_workflow: dict[str, list[PlannedRun]] = {}
-        for run in planned:
+    def _windows(planned: list[PlannedRun], registry: WorkflowRegistry) -> list[tuple[float, float] | None]:
+        """Each planned run's time span (from its first key's start to its last key's end; ``None`` for a run
+        of no time partition), in ``planned``'s order, computed in bulk per workflow."""
+        spans: list[tuple[float, float] | None] = [None] * len(planned)
+        by_workflow: dict[str, list[int]] = {}
+        for i, run in enumerate(planned):
             if run.scheduled_time is None and run.keys:
-                by_workflow.setdefault(run.workflow, []).append(run)
-        for name, runs in by_workflow.items():
+                by_workflow.setdefault(run.workflow, []).append(i)
+        for name, indices in by_workflow.items():
             pdef = registry[name].partitions
             if pdef is None or not pdef.is_time_based:
                 continue
+            runs = [planned[i] for i in indices]
             firsts = pdef.window_bounds([r.keys[0] for r in runs])
             lasts = firsts if all(len(r.keys) == 1 for r in runs) else pdef.window_bounds([r.keys[-1] for r in runs])
-            for run, first, last in zip(runs, firsts, lasts):
-                spans[run] = (min(first[0], last[0]), max(first[1], last[1]))
+            for i, first, last in zip(indices, firsts, lasts):
+                spans[i] = (min(first[0], last[0]), max(first[1], last[1]))
         return spans
 
     def _shared_of(self, name: str, registry: WorkflowRegistry) -> _Shared:

@@ -239,8 +239,10 @@ class RunRows(SqlRows):
         counters: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for o in applied:
             run = info[o.run_id]
-            logs.extend((o.run_id, run.attempt, t, level, message) for t, level, message in o.logs)
-            key_errors.extend((error, o.run_id, key) for key, error in o.failed_partitions.items())
+            if o.logs:
+                logs.extend((o.run_id, run.attempt, t, level, message) for t, level, message in o.logs)
+            if o.failed_partitions:
+                key_errors.extend((error, o.run_id, key) for key, error in o.failed_partitions.items())
             if run.backfill_id:
                 c = counters[run.backfill_id]
                 if o.status == SUCCESS:
