@@ -77,9 +77,15 @@ def test_a_flood_of_output_is_capped_with_a_marker(repo):
 
 
 def test_a_worker_that_dies_says_how(sqlite_url, make_repo):
-    repo = make_repo([fm.dies], storage=sqlite_url, executor=ac.LocalExecutor(1))
+    repo = make_repo([fm.dies, fm.talks], storage=sqlite_url, executor=ac.LocalExecutor(1))
     run = repo.run(fm.dies)
     assert run.status == "failed" and "killed by signal 9 (SIGKILL)" in run.error
+    # the one worker was replaced: the dispatcher listens to the new one's pipe (and to it alone), again and again
+    for _ in range(3):
+        talked = repo.run(fm.talks, params={"lines": 1}, block=False)
+        assert repo.wait_run(talked.run_id, timeout=30).status == "success"
+        died = repo.run(fm.dies, block=False)
+        assert repo.wait_run(died.run_id, timeout=30).status == "failed"
 
 
 CANCEL_SCRIPT = textwrap.dedent("""
