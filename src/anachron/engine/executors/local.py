@@ -33,7 +33,7 @@ from ...clock import SYSTEM_CLOCK
 from ...models import CANCELED, FAILED
 from ...runtime import LOST, RunJob, RunOutcome
 from .base import Executor, ExecutorHost
-from .worker import WorkerSettings, worker_main
+from .worker import WorkerSettings, incoming, worker_main
 
 KILL_GRACE_SECONDS = 2.0  # after a task's timeout (or a cancel), how long a worker gets before the parent kills it
 IDLE_WAIT = 0.5
@@ -190,7 +190,7 @@ class LocalExecutor(Executor):
 
     def _receive(self, slot: _Slot, results: list[RunOutcome]) -> None:
         try:
-            while slot.conn is not None and slot.incoming is not None and slot.incoming.poll(0):
+            while slot.incoming is not None and slot.incoming.poll(0):  # set and cleared with ``conn``
                 message = slot.conn.recv()
                 kind = message[0]
                 if kind == "results":
@@ -330,8 +330,7 @@ class LocalExecutor(Executor):
         slot.process.start()
         child_conn.close()
         slot.conn = parent_conn
-        slot.incoming = select.poll()  # whether the worker sent more (its pipe's ``poll()`` builds a selector)
-        slot.incoming.register(parent_conn.fileno(), select.POLLIN)
+        slot.incoming = incoming(parent_conn)
 
     def _kill(self, slot: _Slot, reason: str, token: int | None = None) -> None:
         slot.kill_reason, slot.kill_token = reason, token
@@ -355,7 +354,7 @@ class _Slot:
         self.index = index
         self.process: Any = None
         self.conn: Any = None
-        self.incoming: Any = None  # a poll object on ``conn``
+        self.incoming: Any = None  # a poll object on ``conn`` (``worker.incoming``)
         self.current: Any = None
         self.done: Any = None
         self.cancel: Any = None  # the token of a running job canceled cooperatively

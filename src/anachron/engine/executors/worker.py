@@ -44,6 +44,14 @@ WATCH_INTERVAL = 0.05
 IDLE_WATCH = 1.0  # with no job running and nothing to send, the watchman sleeps until woken (or this long)
 
 
+def incoming(conn: Any) -> Any:
+    """A poll object on ``conn``: ``.poll(0)`` says whether the other end sent something (or hung up). The
+    connection's own ``poll()`` builds a selector on every call, 3 µs, asked once a job or message."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return poller
+
+
 class WorkerSettings(NamedTuple):
     sys_path: list[str]
     parent_pid: int
@@ -80,10 +88,7 @@ class SharedCancel(CancelToken):
 class _Worker:
     def __init__(self, conn: Any, settings: WorkerSettings, fence: Any, current: Any, done: Any, cancel: Any):
         self.conn, self.settings = conn, settings
-        # whether the parent sent something, asked between jobs: one poll object kept for it (the connection's
-        # own ``poll(0)`` builds a selector each time, 3 µs a job)
-        self.incoming = select.poll()
-        self.incoming.register(conn.fileno(), select.POLLIN)
+        self.incoming = incoming(conn)  # whether the parent sent something, asked between jobs
         self.fence, self.current, self.done, self.cancel = fence, current, done, cancel
         self.inbox: deque[tuple[int, RunJob]] = deque()
         self.lock = threading.Lock()  # guards `running`, the outbox and sends
