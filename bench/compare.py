@@ -13,12 +13,14 @@ lower for times.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,36 +37,47 @@ def run(src: Path, case: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str]) -> None:
-    rounds = 3
-    if "--rounds" in argv:
-        i = argv.index("--rounds")
-        rounds = int(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
-    if not argv:
-        raise SystemExit(__doc__)
-    rev, cases = argv[0], argv[1:] or ["inprocess", "local64", "local4", "postgres", "import"]
+def option(argv: list[str], name: str, default: int) -> tuple[int, list[str]]:
+    """``--name N`` out of ``argv``: its value (``default`` without it) and the other arguments."""
+    if name not in argv:
+        return default, argv
+    i = argv.index(name)
+    return int(argv[i + 1]), argv[:i] + argv[i + 2:]
+
+
+@contextlib.contextmanager
+def checked_out(rev: str) -> Iterator[Path]:
+    """``rev`` checked out beside this checkout (a detached ``git worktree``), for as long as it is used."""
     with tempfile.TemporaryDirectory() as tmp:
         other = Path(tmp) / "other"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), rev], check=True,
                        capture_output=True)
         try:
-            for case in cases:
-                mine, theirs = [], []
-                for _ in range(rounds):
-                    theirs.append(run(other / "src", case))
-                    mine.append(run(ROOT / "src", case))
-                key = next((k for k in RATE_KEYS if k in mine[0]), "ms" if "ms" in mine[0] else "seconds")
-                a = statistics.median(r[key] for r in theirs)
-                b = statistics.median(r[key] for r in mine)
-                # a round's two runs are seconds apart, the first and last rounds minutes: a round's own ratio
-                # moves less with the machine's speed drifting than the ratio of the medians does
-                paired = statistics.median(m[key] / t[key] for m, t in zip(mine, theirs))
-                print(f"{case}: {key} {rev}={a:,.1f} [{_spread(theirs, key)}] this={b:,.1f} [{_spread(mine, key)}] "
-                      f"ratio={b / a:.3f} paired={paired:.3f}", flush=True)
+            yield other
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False,
                            capture_output=True)
+
+
+def main(argv: list[str]) -> None:
+    rounds, argv = option(argv, "--rounds", 3)
+    if not argv:
+        raise SystemExit(__doc__)
+    rev, cases = argv[0], argv[1:] or ["inprocess", "local64", "local4", "postgres", "import"]
+    with checked_out(rev) as other:
+        for case in cases:
+            mine, theirs = [], []
+            for _ in range(rounds):
+                theirs.append(run(other / "src", case))
+                mine.append(run(ROOT / "src", case))
+            key = next((k for k in RATE_KEYS if k in mine[0]), "ms" if "ms" in mine[0] else "seconds")
+            a = statistics.median(r[key] for r in theirs)
+            b = statistics.median(r[key] for r in mine)
+            # a round's two runs are seconds apart, the first and last rounds minutes: a round's own ratio
+            # moves less with the machine's speed drifting than the ratio of the medians does
+            paired = statistics.median(m[key] / t[key] for m, t in zip(mine, theirs))
+            print(f"{case}: {key} {rev}={a:,.1f} [{_spread(theirs, key)}] this={b:,.1f} [{_spread(mine, key)}] "
+                  f"ratio={b / a:.3f} paired={paired:.3f}", flush=True)
 
 
 def _spread(results: list[dict], key: str) -> str:

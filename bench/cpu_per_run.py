@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from compare import checked_out, option
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 N = 10_000
@@ -81,31 +83,17 @@ def _run(src: Path, concurrency: int) -> dict[str, float]:
     return result
 
 
-def _option(argv: list[str], name: str, default: int) -> tuple[int, list[str]]:
-    if name not in argv:
-        return default, argv
-    i = argv.index(name)
-    return int(argv[i + 1]), argv[:i] + argv[i + 2:]
-
-
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--one"]:
         print(json.dumps(measure(int(argv[1]))))
         return
-    rounds, argv = _option(argv, "--rounds", 10)
-    concurrency, argv = _option(argv, "--concurrency", 64)
+    rounds, argv = option(argv, "--rounds", 10)
+    concurrency, argv = option(argv, "--concurrency", 64)
     if len(argv) != 1:
         raise SystemExit(__doc__)
     rev = argv[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        other = Path(tmp) / "other"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), rev], check=True,
-                       capture_output=True)
-        try:
-            pairs = [(_run(other / "src", concurrency), _run(ROOT / "src", concurrency)) for _ in range(rounds)]
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False,
-                           capture_output=True)
+    with checked_out(rev) as other:
+        pairs = [(_run(other / "src", concurrency), _run(ROOT / "src", concurrency)) for _ in range(rounds)]
     print(f"LocalExecutor(4), max_concurrency={concurrency}, {rounds} rounds: {rev} then this, alternately")
     for figure in FIGURES:
         theirs = statistics.median(t[figure] for t, _ in pairs)
